@@ -1,0 +1,218 @@
+"""A local stand-in for the Azure Functions host: serves the app's registered HTTP functions on uvicorn.
+
+The route table is built from `app.get_functions()` (route template, methods, auth level), so there is no
+second list of routes to drift from the real one. Handlers receive the same FastAPI `Request` objects the
+Functions worker gives them with the http-fastapi extension, and their responses are sent as they are,
+streams included.
+
+    python -m localdev.host --port 7071 [--settings local.settings.json] [--function-key KEY]
+
+Like `func start`, it loads `local.settings.json` Values into the environment (without overriding what is
+already set). Like `func start`, it does not check function keys unless given `--function-key`
+(or `LOCALDEV_FUNCTION_KEY`); then FUNCTION and ADMIN routes need `x-functions-key` or `?code=`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger("localdev.host")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's request length limit
+_PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(\?)?(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """One registered HTTP function, as the Functions host sees it."""
+
+    name: str
+    route: str
+    methods: tuple[str, ...]
+    auth_level: str
+    argument: str
+    handler: Callable[..., Any]
+
+
+def http_functions(function_app: Any) -> list[HttpFunction]:
+    """The HTTP-triggered functions of a `func.FunctionApp`, read from its own registry."""
+    found = []
+    for function in function_app.get_functions():
+        trigger = function.get_trigger()
+        if getattr(trigger, "type", None) != "httpTrigger":
+            continue
+        methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ())) or (
+            "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
+        )
+        level = getattr(trigger.auth_level, "value", trigger.auth_level)
+        found.append(
+            HttpFunction(
+                name=function.get_function_name(),
+                route=trigger.route or function.get_function_name(),
+                methods=methods,
+                auth_level=str(level).lower(),
+                argument=trigger.name,
+                handler=function.get_user_function(),
+            )
+        )
+    return found
+
+
+def starlette_paths(route: str, prefix: str) -> list[str]:
+    """Starlette paths for a Functions route template: constraints dropped, `{x?}` optional, `{*x}` catch-all."""
+    optional = [m.group(2) for m in _PARAMETER.finditer(route) if m.group(3)]
+
+    def convert(template: str) -> str:
+        def parameter(match: re.Match[str]) -> str:
+            return "{%s:path}" % match.group(2) if match.group(1) else "{%s}" % match.group(2)
+
+        path = _PARAMETER.sub(parameter, template).strip("/")
+        return "/" + "/".join(part for part in (prefix.strip("/"), path) if part)
+
+    paths = [convert(route)]
+    if optional:
+        # ASP.NET lets an optional trailing parameter be left out; the shorter path serves that case.
+        shorter = re.sub(r"/?\{[A-Za-z_][A-Za-z0-9_]*\?(?::[^}]*)?\}\s*$", "", route)
+        paths.append(convert(shorter))
+    return paths
+
+
+def build_app(function_app: Any, *, route_prefix: str = "api", function_key: str | None = None) -> Starlette:
+    routes = []
+    functions = http_functions(function_app)
+    # Literal segments win over parameters, as in ASP.NET routing.
+    ordered = sorted(functions, key=lambda f: (f.route.count("{"), -len(f.route)))
+    for function in ordered:
+        endpoint = _endpoint(function, function_key)
+        for path in starlette_paths(function.route, route_prefix):
+            routes.append(Route(path, endpoint, methods=list(function.methods), name=f"{function.name}:{path}"))
+    app = Starlette(routes=routes)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, _: Exception) -> Response:
+        return JSONResponse(
+            {"error": {"code": "NotFound", "message": f"No function serves {request.method} {request.url.path}."}},
+            status_code=404,
+        )
+
+    @app.exception_handler(405)
+    async def not_allowed(request: Request, _: Exception) -> Response:
+        return JSONResponse(
+            {"error": {"code": "MethodNotAllowed", "message": f"{request.url.path} does not take {request.method}."}},
+            status_code=405,
+        )
+
+    return app
+
+
+def _endpoint(function: HttpFunction, function_key: str | None) -> Callable[[Request], Awaitable[Response]]:
+    is_async = inspect.iscoroutinefunction(function.handler)
+
+    async def endpoint(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+            return PlainTextResponse("Request body too large.", status_code=413)
+        if function_key and function.auth_level != "anonymous" and not _has_key(request, function_key):
+            return Response(status_code=401)
+        arguments = {function.argument: request}
+        if is_async:
+            result = await function.handler(**arguments)
+        else:
+            result = await run_in_threadpool(function.handler, **arguments)
+        return _as_response(result)
+
+    return endpoint
+
+
+def _has_key(request: Request, key: str) -> bool:
+    given = request.headers.get("x-functions-key") or request.query_params.get("code") or ""
+    return secrets.compare_digest(given.encode(), key.encode())
+
+
+def _as_response(result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status_code=204)
+    if isinstance(result, str):
+        return PlainTextResponse(result)
+    return JSONResponse(result)
+
+
+def load_local_settings(path: Path, environ: dict[str, str] | Any = os.environ) -> list[str]:
+    """Copy `Values` of a local.settings.json into the environment, as `func start` does; returns the names set."""
+    if not path.is_file():
+        return []
+    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    applied = []
+    for name, value in values.items():
+        if name not in environ:
+            environ[name] = str(value)
+            applied.append(name)
+    return applied
+
+
+def route_prefix_from_host_json(root: Path = PROJECT_ROOT) -> str:
+    host_json = json.loads((root / "host.json").read_text(encoding="utf-8"))
+    return str(host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api"))
+
+
+def load_function_app(module: str = "function_app") -> Any:
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    return importlib.import_module(module).app
+
+
+def serve(port: int, *, host: str = "127.0.0.1", function_key: str | None = None) -> None:
+    import uvicorn
+
+    asgi = build_app(load_function_app(), route_prefix=route_prefix_from_host_json(), function_key=function_key)
+    uvicorn.run(asgi, host=host, port=port, log_level=os.environ.get("LOCALDEV_LOG_LEVEL", "info"))
+
+
+def describe(functions: Iterable[HttpFunction], base_url: str, prefix: str) -> str:
+    lines = []
+    for function in functions:
+        path = starlette_paths(function.route, prefix)[0]
+        lines.append(f"  {function.name:<20} {','.join(function.methods):<8} {base_url}{path}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the Function App's HTTP functions locally on uvicorn.")
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    parser.add_argument("--settings", type=Path, default=PROJECT_ROOT / "local.settings.json")
+    parser.add_argument("--function-key", default=os.environ.get("LOCALDEV_FUNCTION_KEY"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    applied = load_local_settings(args.settings)
+    if applied:
+        log.info("Loaded %d setting(s) from %s", len(applied), args.settings)
+    prefix = route_prefix_from_host_json()
+    print(f"Functions:\n{describe(http_functions(load_function_app()), f'http://{args.host}:{args.port}', prefix)}")
+    sys.stdout.flush()
+    serve(args.port, host=args.host, function_key=args.function_key)
+
+
+if __name__ == "__main__":
+    main()

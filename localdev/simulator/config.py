@@ -1,0 +1,411 @@
+"""Simulator configuration: JSON in, validated frozen dataclasses out, and back to JSON.
+
+Every key is optional; unknown keys are refused so that a typo in a test's config fails loudly
+instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_TENANT_ID = "00000000-0000-4000-8000-00000000a001"
+DEFAULT_PRINCIPAL_ID = "00000000-0000-4000-8000-00000000b001"
+DEFAULT_API_VERSIONS = ("2023-05-01", "2024-10-01", "2025-06-01", "2025-09-01", "2025-12-01")
+DEFAULT_SKU_NAME = "Standard"
+DEFAULT_MODEL_VERSION = "1"
+
+# (minimum, maximum, step, default) per deployment type, as ListSkus reports them.
+_DEFAULT_SKU_TABLE: dict[str, tuple[int, int, int, int]] = {
+    "Standard": (1, 300, 1, 1),
+    "GlobalStandard": (1, 1000, 1, 1),
+    "DataZoneStandard": (1, 1000, 1, 1),
+    "DeveloperTier": (1, 250, 1, 50),
+    "ProvisionedManaged": (25, 500, 25, 25),
+    "GlobalProvisionedManaged": (15, 1000, 5, 15),
+    "DataZoneProvisionedManaged": (15, 1000, 5, 15),
+}
+
+_TOP_LEVEL_KEYS = frozenset(
+    {
+        "tenantId",
+        "principalId",
+        "tokenLifetimeSeconds",
+        "identityLatencyMs",
+        "provisioningDelaySeconds",
+        "retryAfterSeconds",
+        "pageSize",
+        "apiVersions",
+        "skus",
+        "accounts",
+    }
+)
+_ACCOUNT_KEYS = frozenset(
+    {
+        "subscriptionId",
+        "resourceGroup",
+        "accountName",
+        "location",
+        "quota",
+        "models",
+        "failingModels",
+        "deployments",
+    }
+)
+_SKU_RULE_KEYS = frozenset({"minimum", "maximum", "step", "default", "allowedValues"})
+_SEED_KEYS = frozenset({"name", "model", "sku", "tags"})
+_MODEL_KEYS = frozenset({"format", "name", "version", "source", "sourceAccount", "publisher"})
+_SKU_KEYS = frozenset({"name", "capacity", "tier", "size", "family"})
+
+
+class ConfigError(ValueError):
+    """A configuration the simulator cannot run with; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class SkuRule:
+    """Capacity rule of one deployment SKU (ARM `CapacityConfig`)."""
+
+    minimum: int
+    maximum: int
+    step: int
+    default: int
+    allowed_values: tuple[int, ...] = ()
+
+    def allows(self, capacity: int) -> bool:
+        in_range = self.minimum <= capacity <= self.maximum
+        on_step = (capacity - self.minimum) % self.step == 0
+        listed = not self.allowed_values or capacity in self.allowed_values
+        return in_range and on_step and listed
+
+    def describe(self) -> str:
+        text = f"greater than or equal to {self.minimum} and no more than {self.maximum}"
+        if self.step > 1:
+            text += f", in increments of {self.step} starting from {self.minimum}"
+        if self.allowed_values:
+            text += ", and one of " + ", ".join(str(value) for value in self.allowed_values)
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "step": self.step,
+            "default": self.default,
+            "allowedValues": list(self.allowed_values),
+        }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """`properties.model` of a deployment."""
+
+    format: str
+    name: str
+    version: str
+    source: str | None = None
+    source_account: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"format": self.format, "name": self.name, "version": self.version}
+        if self.source is not None:
+            body["source"] = self.source
+        if self.source_account is not None:
+            body["sourceAccount"] = self.source_account
+        return body
+
+
+@dataclass(frozen=True)
+class SeedDeployment:
+    """A deployment that exists (Succeeded) as soon as the config is loaded."""
+
+    name: str
+    model: ModelSpec
+    sku_name: str
+    capacity: int
+    tags: Mapping[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "model": self.model.to_json(),
+            "sku": {"name": self.sku_name, "capacity": self.capacity},
+        }
+        if self.tags is not None:
+            body["tags"] = dict(self.tags)
+        return body
+
+
+AccountKey = tuple[str, str, str]
+
+
+def account_key(subscription_id: str, resource_group: str, account_name: str) -> AccountKey:
+    """ARM names are case-insensitive, so accounts are looked up by their lower-cased names."""
+    return (subscription_id.lower(), resource_group.lower(), account_name.lower())
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    subscription_id: str
+    resource_group: str
+    account_name: str
+    location: str = "swedencentral"
+    quota: int = 1000
+    models: tuple[str, ...] | None = None
+    failing_models: tuple[str, ...] = ()
+    deployments: tuple[SeedDeployment, ...] = ()
+
+    @property
+    def key(self) -> AccountKey:
+        return account_key(self.subscription_id, self.resource_group, self.account_name)
+
+    @property
+    def arm_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{self.account_name}"
+        )
+
+    def holds_model(self, model_name: str) -> bool:
+        if self.models is None:
+            return True
+        return model_name.lower() in {name.lower() for name in self.models}
+
+    def fails_model(self, model_name: str) -> bool:
+        return model_name.lower() in {name.lower() for name in self.failing_models}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group,
+            "accountName": self.account_name,
+            "location": self.location,
+            "quota": self.quota,
+            "models": None if self.models is None else list(self.models),
+            "failingModels": list(self.failing_models),
+            "deployments": [seed.to_json() for seed in self.deployments],
+        }
+
+
+def default_skus() -> dict[str, SkuRule]:
+    return {
+        name: SkuRule(minimum=low, maximum=high, step=step, default=default)
+        for name, (low, high, step, default) in _DEFAULT_SKU_TABLE.items()
+    }
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    tenant_id: str = DEFAULT_TENANT_ID
+    principal_id: str = DEFAULT_PRINCIPAL_ID
+    token_lifetime_seconds: int = 3600
+    identity_latency_ms: int = 0
+    provisioning_delay_seconds: float = 1.0
+    retry_after_seconds: int = 1
+    page_size: int = 10
+    api_versions: tuple[str, ...] = DEFAULT_API_VERSIONS
+    skus: Mapping[str, SkuRule] | None = None
+    accounts: tuple[AccountConfig, ...] = ()
+
+    @property
+    def sku_rules(self) -> Mapping[str, SkuRule]:
+        return default_skus() if self.skus is None else self.skus
+
+    def find_sku(self, name: str) -> tuple[str, SkuRule] | None:
+        """SKU names match case-insensitively; the configured spelling is the canonical one."""
+        for canonical, rule in self.sku_rules.items():
+            if canonical.lower() == name.lower():
+                return canonical, rule
+        return None
+
+    def find_account(self, subscription_id: str, resource_group: str, name: str) -> AccountConfig | None:
+        wanted = account_key(subscription_id, resource_group, name)
+        return next((account for account in self.accounts if account.key == wanted), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tenantId": self.tenant_id,
+            "principalId": self.principal_id,
+            "tokenLifetimeSeconds": self.token_lifetime_seconds,
+            "identityLatencyMs": self.identity_latency_ms,
+            "provisioningDelaySeconds": self.provisioning_delay_seconds,
+            "retryAfterSeconds": self.retry_after_seconds,
+            "pageSize": self.page_size,
+            "apiVersions": list(self.api_versions),
+            "skus": {name: rule.to_json() for name, rule in self.sku_rules.items()},
+            "accounts": [account.to_json() for account in self.accounts],
+        }
+
+
+def parse_config(raw: object) -> SimulatorConfig:
+    """Validate a JSON config (None means all defaults) into a SimulatorConfig."""
+    if raw is None:
+        return SimulatorConfig()
+    top = _object(raw, "config")
+    _refuse_unknown_keys(top, _TOP_LEVEL_KEYS, "config")
+    skus = _parse_skus(top["skus"]) if top.get("skus") is not None else None
+    known_skus = default_skus() if skus is None else skus
+    accounts = tuple(
+        _parse_account(item, f"accounts[{index}]", known_skus)
+        for index, item in enumerate(_list(top.get("accounts", []), "accounts"))
+    )
+    keys = [account.key for account in accounts]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("accounts: the same subscriptionId/resourceGroup/accountName appears twice")
+    api_versions = tuple(_strings(top.get("apiVersions", list(DEFAULT_API_VERSIONS)), "apiVersions"))
+    if not api_versions:
+        raise ConfigError("apiVersions: must list at least one version")
+    return SimulatorConfig(
+        tenant_id=_string(top, "tenantId", "config", DEFAULT_TENANT_ID),
+        principal_id=_string(top, "principalId", "config", DEFAULT_PRINCIPAL_ID),
+        token_lifetime_seconds=_integer(top, "tokenLifetimeSeconds", "config", 3600, minimum=0),
+        identity_latency_ms=_integer(top, "identityLatencyMs", "config", 0, minimum=0),
+        provisioning_delay_seconds=_number(top, "provisioningDelaySeconds", "config", 1.0),
+        retry_after_seconds=_integer(top, "retryAfterSeconds", "config", 1, minimum=0),
+        page_size=_integer(top, "pageSize", "config", 10, minimum=1),
+        api_versions=api_versions,
+        skus=skus,
+        accounts=accounts,
+    )
+
+
+def _parse_skus(raw: object) -> dict[str, SkuRule]:
+    table = _object(raw, "skus")
+    if not table:
+        raise ConfigError("skus: must define at least one SKU")
+    rules: dict[str, SkuRule] = {}
+    for name, value in table.items():
+        where = f"skus.{name}"
+        body = _object(value, where)
+        _refuse_unknown_keys(body, _SKU_RULE_KEYS, where)
+        minimum = _integer(body, "minimum", where, 1, minimum=0)
+        maximum = _integer(body, "maximum", where, max(minimum, 1000), minimum=minimum)
+        step = _integer(body, "step", where, 1, minimum=1)
+        default = _integer(body, "default", where, minimum, minimum=0)
+        allowed = tuple(_integers(body.get("allowedValues", []), f"{where}.allowedValues"))
+        rules[name] = SkuRule(minimum, maximum, step, default, allowed)
+    return rules
+
+
+def _parse_account(raw: object, where: str, skus: Mapping[str, SkuRule]) -> AccountConfig:
+    body = _object(raw, where)
+    _refuse_unknown_keys(body, _ACCOUNT_KEYS, where)
+    for required in ("subscriptionId", "resourceGroup", "accountName"):
+        if not isinstance(body.get(required), str) or not body[required]:
+            raise ConfigError(f"{where}.{required}: required, a non-empty string")
+    models_raw = body.get("models")
+    seeds_raw = _list(body.get("deployments", []), f"{where}.deployments")
+    seeds = tuple(
+        _parse_seed(item, f"{where}.deployments[{index}]", skus) for index, item in enumerate(seeds_raw)
+    )
+    seed_names = [seed.name.lower() for seed in seeds]
+    if len(set(seed_names)) != len(seed_names):
+        raise ConfigError(f"{where}.deployments: deployment names must be unique (case-insensitively)")
+    return AccountConfig(
+        subscription_id=body["subscriptionId"],
+        resource_group=body["resourceGroup"],
+        account_name=body["accountName"],
+        location=_string(body, "location", where, "swedencentral"),
+        quota=_integer(body, "quota", where, 1000, minimum=0),
+        models=None if models_raw is None else tuple(_strings(models_raw, f"{where}.models")),
+        failing_models=tuple(_strings(body.get("failingModels", []), f"{where}.failingModels")),
+        deployments=seeds,
+    )
+
+
+def _parse_seed(raw: object, where: str, skus: Mapping[str, SkuRule]) -> SeedDeployment:
+    body = _object(raw, where)
+    _refuse_unknown_keys(body, _SEED_KEYS, where)
+    name = _string(body, "name", where, "")
+    if not name:
+        raise ConfigError(f"{where}.name: required, a non-empty string")
+    model_body = _object(body.get("model"), f"{where}.model")
+    _refuse_unknown_keys(model_body, _MODEL_KEYS, f"{where}.model")
+    model_format = _string(model_body, "format", f"{where}.model", "")
+    model_name = _string(model_body, "name", f"{where}.model", "")
+    if not model_format or not model_name:
+        raise ConfigError(f"{where}.model: 'format' and 'name' are required")
+    model = ModelSpec(
+        format=model_format,
+        name=model_name,
+        version=_string(model_body, "version", f"{where}.model", DEFAULT_MODEL_VERSION),
+        source=_optional_string(model_body, "source", f"{where}.model"),
+        source_account=_optional_string(model_body, "sourceAccount", f"{where}.model"),
+    )
+    sku_body = _object(body.get("sku", {"name": DEFAULT_SKU_NAME}), f"{where}.sku")
+    _refuse_unknown_keys(sku_body, _SKU_KEYS, f"{where}.sku")
+    sku_name = _string(sku_body, "name", f"{where}.sku", DEFAULT_SKU_NAME)
+    canonical = next((known for known in skus if known.lower() == sku_name.lower()), None)
+    if canonical is None:
+        raise ConfigError(f"{where}.sku.name: '{sku_name}' is not one of the configured skus {sorted(skus)}")
+    capacity = _integer(sku_body, "capacity", f"{where}.sku", skus[canonical].default, minimum=1)
+    tags = body.get("tags")
+    if tags is not None and not (
+        isinstance(tags, dict) and all(isinstance(value, str) for value in tags.values())
+    ):
+        raise ConfigError(f"{where}.tags: must be an object of strings")
+    return SeedDeployment(name=name, model=model, sku_name=canonical, capacity=capacity, tags=tags)
+
+
+# --- small typed readers: each names the offending key in its error -------------------------------
+
+
+def _object(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a JSON object")
+    return value
+
+
+def _list(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a JSON array")
+    return value
+
+
+def _strings(value: object, where: str) -> list[str]:
+    items = _list(value, where)
+    if not all(isinstance(item, str) and item for item in items):
+        raise ConfigError(f"{where}: must be an array of non-empty strings")
+    return items
+
+
+def _integers(value: object, where: str) -> list[int]:
+    items = _list(value, where)
+    if not all(isinstance(item, int) and not isinstance(item, bool) for item in items):
+        raise ConfigError(f"{where}: must be an array of integers")
+    return items
+
+
+def _refuse_unknown_keys(body: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
+
+
+def _string(body: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.{key}: must be a string")
+    return value
+
+
+def _optional_string(body: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}.{key}: must be a string")
+    return value
+
+
+def _integer(body: Mapping[str, Any], key: str, where: str, default: int, *, minimum: int) -> int:
+    value = body.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{where}.{key}: must be an integer >= {minimum}")
+    return value
+
+
+def _number(body: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = body.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where}.{key}: must be a number >= 0")
+    return float(value)

@@ -1,0 +1,39 @@
+"""The one mutable object behind an app: current config, state, faults, observations, token key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .config import SimulatorConfig, parse_config
+from .faults import FaultRegistry
+from .identity import TokenService
+from .observe import Observer
+from .state import SimulatorState
+
+
+class SimulatorRuntime:
+    """Only touched from the server's event loop, so no locking is needed."""
+
+    def __init__(self, config: SimulatorConfig, identity_header: str, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.identity_header = identity_header
+        self.tokens = TokenService()  # survives config changes: issued tokens stay valid
+        self.state = SimulatorState(config, clock)
+        self.faults = FaultRegistry()
+        self.observer = Observer()
+
+    def replace_config(self, raw: object) -> None:
+        """A new config is a fresh start: seeded deployments only, no faults, empty log."""
+        self.config = parse_config(raw)
+        self.reset()
+
+    def merge_config(self, changes: dict[str, Any]) -> None:
+        """Top-level keys replace the current ones; deployments of accounts that remain are kept."""
+        self.config = parse_config({**self.config.to_json(), **changes})
+        self.state.reconfigure(self.config.accounts)
+
+    def reset(self) -> None:
+        self.state.reseed(self.config.accounts)
+        self.faults.clear()
+        self.observer.clear()

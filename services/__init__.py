@@ -1,0 +1,1 @@
+"""Service layer: plain Python, no azure.functions imports, unit-testable without a host."""

@@ -1,0 +1,94 @@
+"""Framework-free pieces of the HTTP boundary: request ids, JSON bodies, query values, blocking calls.
+
+`function_app.py` reads the request and hands these raw values over; everything that can be wrong with
+them is judged here, so it is unit-testable without a host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .errors import PayloadTooLarge, ValidationError
+
+MAX_JSON_BODY_BYTES = 64 * 1024
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_T = TypeVar("_T")
+
+
+def request_id_from(headers: Mapping[str, str]) -> str:
+    """The caller's `x-ms-client-request-id` when it is a sane token, otherwise a new UUID."""
+    given = headers.get("x-ms-client-request-id")
+    if given and _SAFE_REQUEST_ID.match(given):
+        return given
+    return str(uuid.uuid4())
+
+
+def parse_json_object(raw: bytes, *, example: str, max_bytes: int = MAX_JSON_BODY_BYTES) -> dict[str, Any]:
+    """A request body that must be one JSON object; anything else is a 4xx saying what to send."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"The request body is over the limit of {max_bytes} bytes.")
+    if not raw.strip():
+        raise ValidationError(
+            f"The request body is empty. Send a JSON object, for example {example}.", code="MissingRequestBody"
+        )
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValidationError("The request body is not UTF-8 text.", code="InvalidJson") from None
+    except json.JSONDecodeError as error:
+        raise ValidationError(
+            f"The request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.",
+            code="InvalidJson",
+        ) from None
+    if not isinstance(data, dict):
+        raise ValidationError(
+            f"The request body must be a JSON object, for example {example}; got {type(data).__name__}.",
+            code="InvalidJson",
+        )
+    return data
+
+
+def parse_wait(raw: str | None, maximum: int) -> int:
+    """`?wait=N`: whole seconds to wait for a terminal state, 0..maximum (default 0: answer at once)."""
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit() or int(raw) > maximum:
+        raise ValidationError(
+            f"wait must be a whole number of seconds from 0 to {maximum}; got '{raw[:20]}'. "
+            "Longer operations answer 202 with a Location to poll.",
+            code="InvalidQueryParameter",
+            target="wait",
+        )
+    return int(raw)
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _blocking_pool() -> ThreadPoolExecutor:
+    """Threads for blocking ARM calls. Its own pool, sized for requests that wait on ARM for seconds."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                size = int(os.environ.get("BLOCKING_THREADS", "32") or 32)
+                _pool = ThreadPoolExecutor(max_workers=max(size, 1), thread_name_prefix="arm")
+    return _pool
+
+
+async def run_blocking(call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+    """Run a blocking call off the event loop, keeping the caller's context variables."""
+    context = contextvars.copy_context()
+    bound = functools.partial(context.run, call, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_blocking_pool(), bound)
