@@ -302,7 +302,9 @@ class LongRunningOperation:
     request_id: str | None = None
     polls: int = field(default=0, init=False)
 
-    def poll_until(self, deadline: float, *, clock: Callable[[], float] = time.monotonic) -> PollOutcome:
+    def poll_until(self, deadline: float) -> PollOutcome:
+        """Poll until a terminal state or `deadline` (on the retry policy's clock)."""
+        clock = self.client.retry.clock
         outcome = self._initial_outcome()
         while not outcome.terminal:
             interval = outcome.retry_after

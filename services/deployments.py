@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
@@ -275,7 +274,7 @@ class DeploymentService:
         request = _parse(DeploymentRequest, parse_json_object(raw_body, example=PUT_EXAMPLE))
         wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
         source_id = self._source_id(request.source)
-        deadline = time.monotonic() + wait_seconds
+        deadline = self.arm.retry.clock() + wait_seconds
         with self._account_lock(account):
             current = self._current(account, name, request_id)
             desired = _desired(request, source_id, current)
@@ -317,7 +316,7 @@ class DeploymentService:
         if request.capacity is None and request.sku is None and request.tags is None:
             raise ValidationError(f"Nothing to change. Send for example {PATCH_EXAMPLE}.", code="MissingRequestBody")
         wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
-        deadline = time.monotonic() + wait_seconds
+        deadline = self.arm.retry.clock() + wait_seconds
         with self._account_lock(account):
             current = self._current(account, name, request_id)
             if current is None:
@@ -345,7 +344,7 @@ class DeploymentService:
         account = self.settings.account(alias)
         _check_name(name)
         wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
-        deadline = time.monotonic() + wait_seconds
+        deadline = self.arm.retry.clock() + wait_seconds
         with self._account_lock(account):
             current = self._current(account, name, request_id)
             if current is None:
