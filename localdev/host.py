@@ -15,6 +15,7 @@ already set). Like `func start`, it does not check function keys unless given `-
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import inspect
 import json
@@ -61,7 +62,13 @@ def http_functions(function_app: Any) -> list[HttpFunction]:
         if getattr(trigger, "type", None) != "httpTrigger":
             continue
         methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ())) or (
-            "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
+            "GET",
+            "POST",
+            "PUT",
+            "PATCH",
+            "DELETE",
+            "HEAD",
+            "OPTIONS",
         )
         level = getattr(trigger.auth_level, "value", trigger.auth_level)
         found.append(
@@ -83,7 +90,8 @@ def starlette_paths(route: str, prefix: str) -> list[str]:
 
     def convert(template: str) -> str:
         def parameter(match: re.Match[str]) -> str:
-            return "{%s:path}" % match.group(2) if match.group(1) else "{%s}" % match.group(2)
+            name = match.group(2)
+            return f"{{{name}:path}}" if match.group(1) else f"{{{name}}}"
 
         path = _PARAMETER.sub(parameter, template).strip("/")
         return "/" + "/".join(part for part in (prefix.strip("/"), path) if part)
@@ -96,32 +104,27 @@ def starlette_paths(route: str, prefix: str) -> list[str]:
     return paths
 
 
-def build_app(function_app: Any, *, route_prefix: str = "api", function_key: str | None = None) -> Starlette:
+def build_app(
+    functions: list[HttpFunction], *, route_prefix: str = "api", function_key: str | None = None
+) -> Starlette:
     routes = []
-    functions = http_functions(function_app)
     # Literal segments win over parameters, as in ASP.NET routing.
     ordered = sorted(functions, key=lambda f: (f.route.count("{"), -len(f.route)))
     for function in ordered:
         endpoint = _endpoint(function, function_key)
         for path in starlette_paths(function.route, route_prefix):
             routes.append(Route(path, endpoint, methods=list(function.methods), name=f"{function.name}:{path}"))
-    app = Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
 
-    @app.exception_handler(404)
-    async def not_found(request: Request, _: Exception) -> Response:
-        return JSONResponse(
-            {"error": {"code": "NotFound", "message": f"No function serves {request.method} {request.url.path}."}},
-            status_code=404,
-        )
 
-    @app.exception_handler(405)
-    async def not_allowed(request: Request, _: Exception) -> Response:
-        return JSONResponse(
-            {"error": {"code": "MethodNotAllowed", "message": f"{request.url.path} does not take {request.method}."}},
-            status_code=405,
-        )
+async def _not_found(request: Request, _: Exception) -> Response:
+    message = f"No function serves {request.method} {request.url.path}."
+    return JSONResponse({"error": {"code": "NotFound", "message": message}}, status_code=404)
 
-    return app
+
+async def _not_allowed(request: Request, _: Exception) -> Response:
+    message = f"{request.url.path} does not take {request.method}."
+    return JSONResponse({"error": {"code": "MethodNotAllowed", "message": message}}, status_code=405)
 
 
 def _endpoint(function: HttpFunction, function_key: str | None) -> Callable[[Request], Awaitable[Response]]:
@@ -176,16 +179,25 @@ def route_prefix_from_host_json(root: Path = PROJECT_ROOT) -> str:
     return str(host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api"))
 
 
-def load_function_app(module: str = "function_app") -> Any:
+@functools.cache
+def registered_functions(module: str = "function_app") -> list[HttpFunction]:
+    """The HTTP functions of the app in `module` (azure-functions builds them once per app)."""
     if str(PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT))
-    return importlib.import_module(module).app
+    return http_functions(importlib.import_module(module).app)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # azure-identity and azure-core log every token request and header set at INFO.
+    logging.getLogger("azure").setLevel(logging.WARNING)
 
 
 def serve(port: int, *, host: str = "127.0.0.1", function_key: str | None = None) -> None:
     import uvicorn
 
-    asgi = build_app(load_function_app(), route_prefix=route_prefix_from_host_json(), function_key=function_key)
+    configure_logging()
+    asgi = build_app(registered_functions(), route_prefix=route_prefix_from_host_json(), function_key=function_key)
     uvicorn.run(asgi, host=host, port=port, log_level=os.environ.get("LOCALDEV_LOG_LEVEL", "info"))
 
 
@@ -204,12 +216,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", type=Path, default=PROJECT_ROOT / "local.settings.json")
     parser.add_argument("--function-key", default=os.environ.get("LOCALDEV_FUNCTION_KEY"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     applied = load_local_settings(args.settings)
     if applied:
         log.info("Loaded %d setting(s) from %s", len(applied), args.settings)
     prefix = route_prefix_from_host_json()
-    print(f"Functions:\n{describe(http_functions(load_function_app()), f'http://{args.host}:{args.port}', prefix)}")
+    print(f"Functions:\n{describe(registered_functions(), f'http://{args.host}:{args.port}', prefix)}")
     sys.stdout.flush()
     serve(args.port, host=args.host, function_key=args.function_key)
 

@@ -66,7 +66,7 @@ class TokenProvider:
                     self._provider = get_bearer_token_provider(self._credential or get_credential(), self.scope)
                 return self._provider()
             except ClientAuthenticationError as error:
-                reason = _first_line(error.message or str(error))
+                reason = _reason(error.message or str(error))
                 log.warning("No token for scope %s: %s", self.scope, reason)
                 raise IdentityUnavailable(
                     f"The service could not get a token for {self.scope}: {reason} {IDENTITY_HINT}"
@@ -82,6 +82,9 @@ def token_provider(scope: str) -> TokenProvider:
     return provider
 
 
-def _first_line(text: str, limit: int = 300) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else "no reason given"
+def _reason(text: str, limit: int = 300) -> str:
+    """The useful line of an azure-identity error: the managed identity's own, when DefaultAzureCredential
+    lists every credential it tried."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["no reason given"]
+    line = next((item for item in lines if item.startswith("ManagedIdentityCredential:")), lines[0])
     return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,185 @@
+"""How the local pieces fit together: the simulator's accounts and the app settings that point at them.
+
+Used by `python -m localdev` and by the end-to-end tests, so both run the same wiring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LocalAccount:
+    """An Azure OpenAI account as both sides see it: an alias for the service, an ARM resource for the simulator."""
+
+    alias: str
+    subscription_id: str
+    resource_group: str
+    account_name: str
+    location: str
+    models: tuple[str, ...] = ()
+    quota: int = 1000
+    deployments: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def arm_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{self.account_name}"
+        )
+
+    def simulator_entry(self) -> dict[str, Any]:
+        return {
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group,
+            "accountName": self.account_name,
+            "location": self.location,
+            "quota": self.quota,
+            "models": list(self.models),
+            "deployments": list(self.deployments),
+        }
+
+    def service_entry(self) -> dict[str, Any]:
+        return {
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group,
+            "accountName": self.account_name,
+        }
+
+
+# Two accounts in different subscriptions and regions, so cross-region deploys can be tried.
+DEMO_ACCOUNTS = (
+    LocalAccount(
+        alias="main",
+        subscription_id="0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+        resource_group="rg-openai",
+        account_name="aoai-swedencentral",
+        location="swedencentral",
+        models=(
+            "gpt-4o-mini-2024-07-18.ft-7c1d2a3b4e5f",
+            "gpt-4.1-mini-2025-04-14.ft-0a9b8c7d6e5f",
+            "ftchkpt-e559c011ecc04fc68eaa339d8227d02d",
+        ),
+    ),
+    LocalAccount(
+        alias="east",
+        subscription_id="5f3c2b1a-9e8d-4c7b-a6f5-e4d3c2b1a098",
+        resource_group="rg-openai-east",
+        account_name="aoai-eastus2",
+        location="eastus2",
+        models=("gpt-4o-2024-08-06.ft-3e4f5a6b7c8d",),
+    ),
+)
+
+
+def simulator_config(accounts: tuple[LocalAccount, ...] = DEMO_ACCOUNTS, **overrides: Any) -> dict[str, Any]:
+    return {"accounts": [account.simulator_entry() for account in accounts], **overrides}
+
+
+def service_environment(
+    simulator_url: str,
+    identity_header: str,
+    accounts: tuple[LocalAccount, ...] = DEMO_ACCOUNTS,
+    **overrides: str,
+) -> dict[str, str]:
+    """App settings that point the unmodified app (and azure-identity) at the simulator."""
+    return {
+        "AZURE_OPENAI_ACCOUNTS": json.dumps({account.alias: account.service_entry() for account in accounts}),
+        "DEFAULT_ACCOUNT": accounts[0].alias,
+        "ARM_ENDPOINT": simulator_url,
+        # The App Service managed-identity protocol, as the Functions platform sets it.
+        "IDENTITY_ENDPOINT": f"{simulator_url}/msi/token",
+        "IDENTITY_HEADER": identity_header,
+        "PYTHON_ENABLE_INIT_INDEXING": "1",
+        **overrides,
+    }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until `url` answers any HTTP status (the server is up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout:g} s")
+
+
+def start_simulator(
+    port: int, config_path: Path, identity_header: str, *, log_path: Path | None = None
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "localdev.simulator",
+        "--port",
+        str(port),
+        "--config",
+        str(config_path),
+        "--identity-header",
+        identity_header,
+    ]
+    return _start(command, dict(os.environ), f"http://127.0.0.1:{port}/_sim/health", log_path)
+
+
+def start_host(
+    port: int, environment: Mapping[str, str], *, log_path: Path | None = None, extra_args: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "localdev.host",
+        "--port",
+        str(port),
+        # No local.settings.json: the settings are exactly the given environment.
+        "--settings",
+        os.devnull,
+        *extra_args,
+    ]
+    return _start(command, dict(environment), f"http://127.0.0.1:{port}/", log_path)
+
+
+def _start(
+    command: list[str], environment: dict[str, str], ready_url: str, log_path: Path | None
+) -> subprocess.Popen[bytes]:
+    output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=output)
+    try:
+        wait_for_http(ready_url, process=process)
+    except Exception:
+        stop(process)
+        raise
+    return process
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

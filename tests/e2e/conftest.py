@@ -1,0 +1,127 @@
+"""End-to-end fixtures: the simulator and the local host as real processes on free loopback ports.
+
+Nothing is patched: the host runs function_app.py with the real azure-identity, requests and service
+code; the only fake is the simulator at the HTTP boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from localdev.simulator.control_client import SimulatorControl
+from localdev.wiring import (
+    free_port,
+    service_environment,
+    simulator_config,
+    start_host,
+    start_simulator,
+    stop,
+)
+
+# Short waits so the suite stays quick; the behaviour is the same as with the defaults.
+TUNING = {
+    "ARM_CONFLICT_RETRY_SECONDS": "4",
+    "ARM_RETRY_BACKOFF_SECONDS": "0.05",
+    "ARM_RETRY_BUDGET_SECONDS": "8",
+    "ARM_POLL_INTERVAL_SECONDS": "0.2",
+}
+PROVISIONING_DELAY = 0.6
+BASE_CONFIG = simulator_config(provisioningDelaySeconds=PROVISIONING_DELAY, retryAfterSeconds=1, pageSize=10)
+
+
+class Api:
+    """The service as a caller sees it: plain HTTP with requests."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        return self.session.request(method, f"{self.base_url}/api{path}", **kwargs)
+
+    def put(self, name: str, body: Any, **params: str) -> requests.Response:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return self.call("PUT", f"/deployments/{name}", data=data, params=params,
+                         headers={"Content-Type": "application/json"})
+
+    def patch(self, name: str, body: Any, **params: str) -> requests.Response:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return self.call("PATCH", f"/deployments/{name}", data=data, params=params,
+                         headers={"Content-Type": "application/json"})
+
+    def get(self, name: str | None = None, **params: str) -> requests.Response:
+        return self.call("GET", "/deployments" + (f"/{name}" if name else ""), params=params)
+
+    def delete(self, name: str, **params: str) -> requests.Response:
+        return self.call("DELETE", f"/deployments/{name}", params=params)
+
+    def follow(self, location: str) -> requests.Response:
+        return self.session.get(f"{self.base_url}{location}", timeout=30)
+
+
+class Stack:
+    """A running simulator, and a way to start hosts wired to it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.identity_header = secrets.token_urlsafe(16)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config_path = folder / "simulator.json"
+        config_path.write_text(json.dumps(BASE_CONFIG), encoding="utf-8")
+        self.process = start_simulator(self.port, config_path, self.identity_header, log_path=folder / "sim.log")
+        self.control = SimulatorControl(self.url)
+        self.hosts: list[subprocess.Popen[bytes]] = []
+
+    def environment(self, **overrides: str) -> dict[str, str]:
+        import os
+
+        base = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "IDENTITY_", "MSI_"))}
+        return {**base, **service_environment(self.url, self.identity_header, **TUNING), **overrides}
+
+    def start_host(self, *extra_args: str, **overrides: str) -> Api:
+        port = free_port()
+        log_path = self.folder / f"host-{port}.log"
+        self.hosts.append(start_host(port, self.environment(**overrides), log_path=log_path, extra_args=extra_args))
+        return Api(f"http://127.0.0.1:{port}")
+
+    def close(self) -> None:
+        for host in self.hosts:
+            stop(host)
+        stop(self.process)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("e2e"))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture(scope="session")
+def shared_api(stack: Stack) -> Api:
+    return stack.start_host()
+
+
+@pytest.fixture
+def sim(stack: Stack) -> SimulatorControl:
+    """The simulator, back to its base configuration with no deployments, faults or logged requests."""
+    stack.control.set_config(BASE_CONFIG)
+    stack.control.reset()
+    return stack.control
+
+
+@pytest.fixture
+def api(shared_api: Api, sim: SimulatorControl) -> Api:
+    return shared_api
