@@ -50,13 +50,15 @@ class Api:
 
     def put(self, name: str, body: Any, **params: str) -> requests.Response:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        return self.call("PUT", f"/deployments/{name}", data=data, params=params,
-                         headers={"Content-Type": "application/json"})
+        return self.call(
+            "PUT", f"/deployments/{name}", data=data, params=params, headers={"Content-Type": "application/json"}
+        )
 
     def patch(self, name: str, body: Any, **params: str) -> requests.Response:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        return self.call("PATCH", f"/deployments/{name}", data=data, params=params,
-                         headers={"Content-Type": "application/json"})
+        return self.call(
+            "PATCH", f"/deployments/{name}", data=data, params=params, headers={"Content-Type": "application/json"}
+        )
 
     def get(self, name: str | None = None, **params: str) -> requests.Response:
         return self.call("GET", "/deployments" + (f"/{name}" if name else ""), params=params)

@@ -57,8 +57,10 @@ def test_deploy_answers_202_then_polls_to_succeeded(api: Api, sim: SimulatorCont
     assert final["provisioningState"] == "Succeeded"
     assert final["id"].endswith("/accounts/aoai-swedencentral/deployments/support-bot")
     [put] = arm_requests(sim, "PUT")
-    assert put["body"] == {"sku": {"name": "Standard", "capacity": 2},
-                           "properties": {"model": {"format": "OpenAI", "name": MODEL, "version": "1"}}}
+    assert put["body"] == {
+        "sku": {"name": "Standard", "capacity": 2},
+        "properties": {"model": {"format": "OpenAI", "name": MODEL, "version": "1"}},
+    }
     assert put["query"]["api-version"] == "2024-10-01"
 
 
@@ -152,8 +154,14 @@ def test_delete_with_wait_answers_204(api: Api, sim: SimulatorControl) -> None:
 
 
 def test_list_follows_paging(api: Api, sim: SimulatorControl) -> None:
-    seeded = [{"name": f"dep-{i:02d}", "model": {"format": "OpenAI", "name": MODEL, "version": "1"},
-               "sku": {"name": "Standard", "capacity": 1}} for i in range(25)]
+    seeded = [
+        {
+            "name": f"dep-{i:02d}",
+            "model": {"format": "OpenAI", "name": MODEL, "version": "1"},
+            "sku": {"name": "Standard", "capacity": 1},
+        }
+        for i in range(25)
+    ]
     sim.patch_config({"accounts": [{**MAIN.simulator_entry(), "deployments": seeded}, EAST.simulator_entry()]})
     sim.reset()
     response = api.get()
@@ -165,7 +173,6 @@ def test_list_follows_paging(api: Api, sim: SimulatorControl) -> None:
 
 
 def test_list_of_other_account(api: Api, sim: SimulatorControl) -> None:
-    deploy(api, "in-east", {"model": EAST_MODEL}) if False else None
     response = api.get(account="east")
     assert response.status_code == 200
     assert response.json() == {"value": []}
@@ -196,13 +203,19 @@ def test_request_conflict_is_retried_until_the_other_operation_ends(api: Api, si
     second = api.put("second", {"model": OTHER_MODEL}, wait="10")
     assert second.status_code == 201, second.text
     puts = arm_requests(sim, "PUT")
-    assert [r["status"] for r in puts if r["path"].endswith("/second")][0] == 409
-    assert puts[-1]["status"] in (200, 201)
+    second_statuses = [r["status"] for r in puts if r["path"].endswith("/second")]
+    assert second_statuses[0] == 409 and second_statuses[-1] == 201
 
 
 def test_request_conflict_surfaces_as_409_with_retry_after(api: Api, sim: SimulatorControl) -> None:
-    sim.add_fault(scope="arm", method="PUT", status=409, code="RequestConflict",
-                  message="Another operation is being performed on the parent resource.", count=-1)
+    sim.add_fault(
+        scope="arm",
+        method="PUT",
+        status=409,
+        code="RequestConflict",
+        message="Another operation is being performed on the parent resource.",
+        count=-1,
+    )
     started = time.monotonic()
     response = api.put("blocked", {"model": MODEL})
     elapsed = time.monotonic() - started
@@ -232,19 +245,17 @@ def test_throttling_that_does_not_end_is_passed_on_with_retry_after(api: Api, si
 
 
 def test_quota_exceeded_passes_arm_error_through(api: Api, sim: SimulatorControl) -> None:
-    response = api.put("too-big", {"model": MODEL, "sku": {"name": "GlobalStandard", "capacity": 1000}})
-    deploy(api, "first-share", {"model": MODEL, "sku": {"name": "GlobalStandard", "capacity": 1}}) if False else None
-    assert response.status_code == 201 or response.status_code == 202
-    again = api.put("over-quota", {"model": OTHER_MODEL, "sku": {"name": "GlobalStandard", "capacity": 5}}, wait="15")
-    assert again.status_code == 400
-    error = again.json()["error"]
+    sim.patch_config({"accounts": [{**MAIN.simulator_entry(), "quota": 10}, EAST.simulator_entry()]})
+    response = api.put("too-big", {"model": MODEL, "sku": {"name": "GlobalStandard", "capacity": 20}})
+    assert response.status_code == 400
+    error = response.json()["error"]
     assert error["code"] == "InsufficientQuota"
-    assert "quota" in error["message"]
+    assert "quota limit is 10" in error["message"]
+    assert api.get("too-big").status_code == 404
 
 
 def test_failed_provisioning_is_reported(api: Api, sim: SimulatorControl) -> None:
-    sim.patch_config({"accounts": [{**MAIN.simulator_entry(), "failingModels": [OTHER_MODEL]},
-                                   EAST.simulator_entry()]})
+    sim.patch_config({"accounts": [{**MAIN.simulator_entry(), "failingModels": [OTHER_MODEL]}, EAST.simulator_entry()]})
     response = api.put("broken", {"model": OTHER_MODEL}, wait="15")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "DeploymentFailed"
@@ -252,8 +263,7 @@ def test_failed_provisioning_is_reported(api: Api, sim: SimulatorControl) -> Non
 
 
 def test_request_ids_are_echoed_and_passed_to_arm(api: Api, sim: SimulatorControl) -> None:
-    response = api.get(headers_hack := None) if False else api.call(
-        "GET", "/deployments", headers={"x-ms-client-request-id": "trace-42"})
+    response = api.call("GET", "/deployments", headers={"x-ms-client-request-id": "trace-42"})
     assert response.headers["x-request-id"] == "trace-42"
     assert arm_requests(sim)[0]["clientRequestId"] == "trace-42"
     generated = api.get()
@@ -278,11 +288,27 @@ BAD_INPUTS = [
     ("PUT", "/deployments/ok-name", b'{"sku": {"capacity": 1}}', 400, "MissingField"),
     ("PUT", "/deployments/ok-name", b'{"model": "m.ft-1", "scaleSettings": {}}', 400, "UnknownField"),
     ("PUT", "/deployments/ok-name", b'{"model": "has space"}', 400, "InvalidField"),
-    ("PUT", "/deployments/ok-name", b'{"model": "m.ft-1", "sku": {"name": "Mega", "capacity": 1}}', 400, "InvalidField"),
-    ("PUT", "/deployments/ok-name", b'{"model": "m.ft-1", "sku": {"name": "Standard", "capacity": 0}}', 400,
-     "InvalidField"),
-    ("PUT", "/deployments/ok-name", b'{"model": "m.ft-1", "sku": {"name": "Standard", "capacity": "2"}}', 400,
-     "InvalidField"),
+    (
+        "PUT",
+        "/deployments/ok-name",
+        b'{"model": "m.ft-1", "sku": {"name": "Mega", "capacity": 1}}',
+        400,
+        "InvalidField",
+    ),
+    (
+        "PUT",
+        "/deployments/ok-name",
+        b'{"model": "m.ft-1", "sku": {"name": "Standard", "capacity": 0}}',
+        400,
+        "InvalidField",
+    ),
+    (
+        "PUT",
+        "/deployments/ok-name",
+        b'{"model": "m.ft-1", "sku": {"name": "Standard", "capacity": "2"}}',
+        400,
+        "InvalidField",
+    ),
     ("PUT", "/deployments/ok-name", b'{"model": "m.ft-1", "source": "mars"}', 400, "InvalidSource"),
     ("PUT", "/deployments/ok-name?wait=999", b'{"model": "m.ft-1"}', 400, "InvalidQueryParameter"),
     ("PUT", "/deployments/-bad", b'{"model": "m.ft-1"}', 400, "InvalidDeploymentName"),
@@ -341,7 +367,9 @@ def test_token_endpoint_down_is_503_identity_unavailable(stack: Stack, sim: Simu
 
 
 def test_no_identity_at_all_still_serves_and_says_503(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host(IDENTITY_ENDPOINT="http://127.0.0.1:9/msi/token", AZURE_TOKEN_CREDENTIALS="ManagedIdentityCredential")
+    api = stack.start_host(
+        IDENTITY_ENDPOINT="http://127.0.0.1:9/msi/token", AZURE_TOKEN_CREDENTIALS="ManagedIdentityCredential"
+    )
     response = api.get()
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "IdentityUnavailable"

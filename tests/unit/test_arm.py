@@ -136,8 +136,9 @@ def test_pages_follow_next_link_and_keep_api_version() -> None:
 
 
 def _operation(client, method: str, initial) -> LongRunningOperation:  # type: ignore[no-untyped-def]
-    from services.arm import ArmResponse
     from requests.structures import CaseInsensitiveDict
+
+    from services.arm import ArmResponse
 
     status, headers, body = initial
     return LongRunningOperation(
@@ -154,8 +155,11 @@ def test_lro_follows_azure_async_operation_then_gets_resource() -> None:
         return 200, {}, {"name": "d1", "properties": {"provisioningState": "Succeeded"}}
 
     client, transport, clock = make_client(handler)
-    initial = (201, {"Azure-AsyncOperation": f"{ARM}/operationStatuses/1?api-version=2024-10-01", "Retry-After": "1"},
-               {"name": "d1", "properties": {"provisioningState": "Accepted"}})
+    initial = (
+        201,
+        {"Azure-AsyncOperation": f"{ARM}/operationStatuses/1?api-version=2024-10-01", "Retry-After": "1"},
+        {"name": "d1", "properties": {"provisioningState": "Accepted"}},
+    )
     outcome = _operation(client, "PUT", initial).poll_until(clock() + 60)
     assert outcome.state == "Succeeded"
     assert outcome.resource and outcome.resource["properties"]["provisioningState"] == "Succeeded"
@@ -172,8 +176,9 @@ def test_lro_stops_at_deadline_while_in_progress() -> None:
 
 
 def test_lro_failed_operation_carries_arm_error() -> None:
-    client, _, clock = make_client(queue((200, {}, {"status": "Failed", "error": {"code": "DeploymentFailed",
-                                                                                  "message": "boom"}})))
+    client, _, clock = make_client(
+        queue((200, {}, {"status": "Failed", "error": {"code": "DeploymentFailed", "message": "boom"}}))
+    )
     initial = (201, {"Azure-AsyncOperation": f"{ARM}/op/1"}, {"properties": {"provisioningState": "Accepted"}})
     outcome = _operation(client, "PUT", initial).poll_until(clock() + 60)
     assert outcome.state == "Failed"

@@ -18,21 +18,34 @@ ACCOUNTS = {
     "east": {"subscriptionId": SUB, "resourceGroup": "rg2", "accountName": "aoai-east"},
 }
 FT = "gpt-4o-mini-2024-07-18.ft-0123abcd"
-SKUS = {"value": [
-    {"sku": {"name": "Standard"}, "capacity": {"minimum": 1, "maximum": 100, "step": 1}},
-    {"sku": {"name": "ProvisionedManaged"}, "capacity": {"minimum": 25, "maximum": 500, "step": 25}},
-]}
+SKUS = {
+    "value": [
+        {"sku": {"name": "Standard"}, "capacity": {"minimum": 1, "maximum": 100, "step": 1}},
+        {"sku": {"name": "ProvisionedManaged"}, "capacity": {"minimum": 25, "maximum": 500, "step": 25}},
+    ]
+}
 
 
-def resource(name: str = "d1", *, model: str = FT, version: str = "1", sku: str = "Standard", capacity: int = 1,
-             state: str = "Succeeded", **extra: Any) -> dict[str, Any]:
+def resource(
+    name: str = "d1",
+    *,
+    model: str = FT,
+    version: str = "1",
+    sku: str = "Standard",
+    capacity: int = 1,
+    state: str = "Succeeded",
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "id": f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/aoai-main"
-              f"/deployments/{name}",
+        f"/deployments/{name}",
         "name": name,
         "sku": {"name": sku, "capacity": capacity},
-        "properties": {"model": {"format": "OpenAI", "name": model, "version": version},
-                       "provisioningState": state, **extra},
+        "properties": {
+            "model": {"format": "OpenAI", "name": model, "version": version},
+            "provisioningState": state,
+            **extra,
+        },
     }
 
 
@@ -52,8 +65,11 @@ class FakeArm:
         if call.method == "PUT":
             body = call.body
             created = self.current is None
-            self.current = {**resource(), "sku": body["sku"], "properties": {**body["properties"],
-                                                                                 "provisioningState": "Succeeded"}}
+            self.current = {
+                **resource(),
+                "sku": body["sku"],
+                "properties": {**body["properties"], "provisioningState": "Succeeded"},
+            }
             return (201 if created else 200), {}, self.current
         if call.method == "PATCH":
             assert self.current is not None
@@ -81,6 +97,7 @@ def mutations(calls: list[Call]) -> list[Call]:
 
 
 # Validation: each bad input is a 4xx and nothing is sent to ARM.
+
 
 @pytest.mark.parametrize(
     ("raw", "code", "target"),
@@ -147,17 +164,25 @@ def test_bad_wait_is_rejected(wait: str) -> None:
 
 # Body building and the outcomes of PUT.
 
+
 def test_create_sends_defaults_with_sku_at_top_level() -> None:
     svc, calls = service(FakeArm())
-    result = svc.put(None, "d1", body(model=FT, sku={"name": "globalstandard", "capacity": 3}, tags={"team": "x"},
-                                     source="east"))
+    result = svc.put(
+        None, "d1", body(model=FT, sku={"name": "globalstandard", "capacity": 3}, tags={"team": "x"}, source="east")
+    )
     assert result.status == 201
     sent = mutations(calls)[0].body
     assert sent == {
         "sku": {"name": "GlobalStandard", "capacity": 3},
-        "properties": {"model": {"format": "OpenAI", "name": FT, "version": "1",
-                                 "source": f"/subscriptions/{SUB}/resourceGroups/rg2/providers/"
-                                           "Microsoft.CognitiveServices/accounts/aoai-east"}},
+        "properties": {
+            "model": {
+                "format": "OpenAI",
+                "name": FT,
+                "version": "1",
+                "source": f"/subscriptions/{SUB}/resourceGroups/rg2/providers/"
+                "Microsoft.CognitiveServices/accounts/aoai-east",
+            }
+        },
         "tags": {"team": "x"},
     }
     assert result.deployment is not None
@@ -225,6 +250,7 @@ def test_missing_account_in_arm_says_which_setting_to_fix() -> None:
 
 # Scale.
 
+
 def test_scale_checks_capacity_rules_before_patch() -> None:
     svc, calls = service(FakeArm(resource(sku="ProvisionedManaged", capacity=25)))
     with pytest.raises(ValidationError) as raised:
@@ -288,6 +314,7 @@ def test_capacity_rules(capacity: int, rule: dict[str, Any], ok: bool) -> None:
 
 # Delete.
 
+
 def test_delete_missing_is_204_without_arm_delete() -> None:
     svc, calls = service(FakeArm())
     assert svc.delete(None, "d1").status == 204
@@ -309,9 +336,11 @@ def test_delete_existing() -> None:
 
 # View.
 
+
 def test_view_shape() -> None:
-    svc, _ = service(FakeArm(resource(capacity=3, raiPolicyName="Microsoft.DefaultV2",
-                                      rateLimits=[{"key": "token", "count": 3000}])))
+    svc, _ = service(
+        FakeArm(resource(capacity=3, raiPolicyName="Microsoft.DefaultV2", rateLimits=[{"key": "token", "count": 3000}]))
+    )
     view = svc.get("main", "d1")
     assert view == {
         "name": "d1",

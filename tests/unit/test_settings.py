@@ -66,7 +66,9 @@ def test_bad_setting_is_logged_once_and_raised_every_time(
         for _ in range(3):
             with pytest.raises(ConfigurationError):
                 get_settings()
-        logged = [r for r in caplog.records if r.name == settings_module.__name__ and "AZURE_OPENAI_ACCOUNTS" in r.message]
+        logged = [
+            r for r in caplog.records if r.name == settings_module.__name__ and "AZURE_OPENAI_ACCOUNTS" in r.message
+        ]
         assert len(logged) == 1
     finally:
         reset_settings_cache()
