@@ -296,9 +296,7 @@ def _parse_account(raw: object, where: str, skus: Mapping[str, SkuRule]) -> Acco
             raise ConfigError(f"{where}.{required}: required, a non-empty string")
     models_raw = body.get("models")
     seeds_raw = _list(body.get("deployments", []), f"{where}.deployments")
-    seeds = tuple(
-        _parse_seed(item, f"{where}.deployments[{index}]", skus) for index, item in enumerate(seeds_raw)
-    )
+    seeds = tuple(_parse_seed(item, f"{where}.deployments[{index}]", skus) for index, item in enumerate(seeds_raw))
     seed_names = [seed.name.lower() for seed in seeds]
     if len(set(seed_names)) != len(seed_names):
         raise ConfigError(f"{where}.deployments: deployment names must be unique (case-insensitively)")
@@ -341,9 +339,7 @@ def _parse_seed(raw: object, where: str, skus: Mapping[str, SkuRule]) -> SeedDep
         raise ConfigError(f"{where}.sku.name: '{sku_name}' is not one of the configured skus {sorted(skus)}")
     capacity = _integer(sku_body, "capacity", f"{where}.sku", skus[canonical].default, minimum=1)
     tags = body.get("tags")
-    if tags is not None and not (
-        isinstance(tags, dict) and all(isinstance(value, str) for value in tags.values())
-    ):
+    if tags is not None and not (isinstance(tags, dict) and all(isinstance(value, str) for value in tags.values())):
         raise ConfigError(f"{where}.tags: must be an object of strings")
     return SeedDeployment(name=name, model=model, sku_name=canonical, capacity=capacity, tags=tags)
 

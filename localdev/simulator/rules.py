@@ -16,8 +16,7 @@ from .errors import ArmError
 from .state import AccountState
 
 SCALE_SETTINGS_DEPRECATED = (
-    "The scale settings of account deployment is deprecated since API version '2023-05-01', "
-    "please use 'sku' instead."
+    "The scale settings of account deployment is deprecated since API version '2023-05-01', please use 'sku' instead."
 )
 VERSION_UPGRADE_OPTIONS = ("OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade")
 _ACCOUNT_ID = re.compile(
@@ -47,7 +46,9 @@ class PatchRequest:
 
 
 def invalid_content(message: str) -> ArmError:
-    return ArmError(400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {message}")
+    return ArmError(
+        400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {message}"
+    )
 
 
 def invalid_property(message: str, target: str | None = None) -> ArmError:
@@ -120,7 +121,8 @@ def parse_put(raw: bytes) -> PutRequest:
     upgrade = _optional_text(properties, "versionUpgradeOption", "properties")
     if upgrade is not None and upgrade not in VERSION_UPGRADE_OPTIONS:
         raise invalid_property(
-            f"The version upgrade option '{upgrade}' is not supported; use one of {', '.join(VERSION_UPGRADE_OPTIONS)}.",
+            f"The version upgrade option '{upgrade}' is not supported; "
+            f"use one of {', '.join(VERSION_UPGRADE_OPTIONS)}.",
             "properties.versionUpgradeOption",
         )
     return PutRequest(
@@ -186,8 +188,7 @@ def check_model(config: SimulatorConfig, target: AccountConfig, model: ModelSpec
         holder = config.find_account(*parsed) if parsed else None
         if holder is None:
             raise invalid_property(
-                f"The {field_name} '{source}' of the model is not a Cognitive Services account that can be "
-                "accessed.",
+                f"The {field_name} '{source}' of the model is not a Cognitive Services account that can be accessed.",
                 f"properties.model.{field_name}",
             )
         holders.append(holder)

@@ -1,0 +1,117 @@
+"""build_app: identity endpoint, ARM and the control API on one Starlette app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from .arm import ArmApi, ThrottleBudget, decorate_arm_response, is_arm_path
+from .config import parse_config
+from .control import control_routes
+from .errors import ArmError, identity_error_response
+from .identity import handle_token_request
+from .observe import RequestRecord, parse_logged_body
+from .runtime import SimulatorRuntime
+
+logger = logging.getLogger("localdev.simulator")
+
+IDENTITY_ENDPOINT_PATH = "/msi/token"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def build_app(
+    config: dict[str, Any] | None = None,
+    identity_header: str | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The whole simulator as an ASGI app; `app.state.simulator` is its SimulatorRuntime.
+
+    Raises config.ConfigError for an invalid config. Without `identity_header` a random secret is
+    made up; read it back from `app.state.simulator.identity_header`.
+    """
+    runtime = SimulatorRuntime(parse_config(config), identity_header or secrets.token_urlsafe(24), clock)
+    arm = ArmApi(runtime)
+    budget = ThrottleBudget(clock)
+
+    async def issue_token(request: Request) -> Response:
+        if request.method != "GET":
+            return identity_error_response(405, f"The method '{request.method}' is not allowed; use GET.")
+        return await handle_token_request(request, runtime.config, runtime.identity_header, runtime.tokens)
+
+    async def unknown_path(request: Request) -> Response:
+        raise ArmError(404, "NotFound", f"The simulator does not serve '{request.url.path}'.")
+
+    async def token_endpoint(request: Request) -> Response:
+        runtime.observer.note_token_request(request.query_params.get("resource"))
+        return await _observed(runtime, "identity", request, issue_token)
+
+    async def arm_or_unknown(request: Request) -> Response:
+        if not is_arm_path(request.url.path):
+            return await _observed(runtime, "other", request, unknown_path)
+        response = await _observed(runtime, "arm", request, arm.handle)
+        decorate_arm_response(request, response, budget)
+        return response
+
+    app = Starlette(
+        routes=[
+            Mount("/_sim", routes=control_routes(runtime)),
+            Route(IDENTITY_ENDPOINT_PATH, token_endpoint, methods=ALL_METHODS),
+            Route("/{path:path}", arm_or_unknown, methods=ALL_METHODS),
+        ]
+    )
+    app.state.simulator = runtime
+    return app
+
+
+async def _observed(runtime: SimulatorRuntime, scope: str, request: Request, handler: Handler) -> Response:
+    """Apply faults, run the handler, log the exchange; shared by the identity and ARM scopes."""
+    runtime.observer.note_connection(_client(request))
+    raw_body = await request.body()
+    fault = runtime.faults.take(scope, request.method, request.url.path) if scope != "other" else None
+    if fault is not None and fault.delay_seconds:
+        await asyncio.sleep(fault.delay_seconds)
+    if fault is not None and fault.status is not None:
+        response: Response = fault.response(scope)
+    else:
+        try:
+            response = await handler(request)
+        except ArmError as error:
+            response = error.to_response()
+        except Exception:  # a simulator bug must still answer in the scope's shape and be logged
+            logger.exception("simulator failed on %s %s", request.method, request.url.path)
+            if scope == "identity":
+                response = identity_error_response(500, "The simulator failed; see its log.")
+            else:
+                response = ArmError(500, "InternalServerError", "The simulator failed; see its log.").to_response()
+    runtime.observer.record(
+        RequestRecord(
+            seq=runtime.observer.next_seq(),
+            time=time.time(),
+            scope=scope,
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            status=response.status_code,
+            client_request_id=request.headers.get("x-ms-client-request-id"),
+            correlation_id=request.headers.get("x-ms-correlation-request-id"),
+            body=parse_logged_body(raw_body),
+            fault=fault.fault_id if fault is not None else None,
+        )
+    )
+    return response
+
+
+def _client(request: Request) -> tuple[str, int] | None:
+    client = request.client
+    return (client.host, client.port) if client is not None else None
