@@ -28,6 +28,32 @@ DEFAULT_AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
 # The Azure Functions front end answers 502 after 230 s; a waiting request must finish well before.
 MAX_WAIT_CEILING_SECONDS = 180
 
+# Every app setting the code reads (tests/unit/test_settings.py keeps this list honest). infra/ sets the
+# primary ones; the tuning ones keep their defaults unless an operator sets them.
+PRIMARY_SETTINGS = (
+    "AZURE_OPENAI_ACCOUNTS",
+    "DEFAULT_ACCOUNT",
+    "ARM_ENDPOINT",
+    "ARM_SCOPE",
+    "ARM_API_VERSION",
+    "AZURE_OPENAI_API_VERSION",
+    "AZURE_OPENAI_SCOPE",
+)
+TUNING_SETTINGS = (
+    "MAX_WAIT_SECONDS",
+    "ARM_TIMEOUT_SECONDS",
+    "ARM_CONNECT_TIMEOUT_SECONDS",
+    "ARM_RETRY_TOTAL",
+    "ARM_RETRY_BACKOFF_SECONDS",
+    "ARM_RETRY_BACKOFF_MAX_SECONDS",
+    "ARM_RETRY_BUDGET_SECONDS",
+    "ARM_CONFLICT_RETRY_SECONDS",
+    "ARM_POLL_INTERVAL_SECONDS",
+    "ARM_POOL_SIZE",
+    "BLOCKING_THREADS",
+)
+APP_SETTINGS = PRIMARY_SETTINGS + TUNING_SETTINGS
+
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ACCOUNT_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")

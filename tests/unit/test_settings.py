@@ -79,3 +79,21 @@ def test_tuning_overrides() -> None:
     assert settings.arm.conflict_retry_seconds == 3
     assert settings.arm.retry_total == 2
     assert settings.arm.max_wait_seconds == 30
+
+
+def test_every_setting_the_code_reads_is_registered() -> None:
+    """APP_SETTINGS is what infra and the README rely on; a setting read anywhere else must be listed."""
+    import re
+    from pathlib import Path
+
+    from services.settings import APP_SETTINGS
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [root / "function_app.py", *sorted((root / "services").glob("*.py"))]
+    pattern = re.compile(
+        r"""(?:environ\.get|env\.get|_number\(env,|_url\(env,|_api_version\(env,)\s*\(?\s*["']([A-Z][A-Z0-9_]+)["']"""
+    )
+    read = {name for path in sources for name in pattern.findall(path.read_text(encoding="utf-8"))}
+    assert read, "the pattern found no settings: it is out of date"
+    assert read <= set(APP_SETTINGS), sorted(read - set(APP_SETTINGS))
+    assert {"AZURE_OPENAI_ACCOUNTS", "ARM_CONFLICT_RETRY_SECONDS", "BLOCKING_THREADS"} <= read
