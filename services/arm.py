@@ -9,7 +9,6 @@ All calls are blocking; callers on an event loop run them in a worker thread.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from requests.structures import CaseInsensitiveDict
 
 from .errors import ConflictError, IdentityUnavailable, UpstreamError, UpstreamUnavailable
 from .settings import ArmTuning
+from .web import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -81,30 +81,6 @@ class RetryPolicy:
     def allows(self, attempt: int, started: float, delay: float) -> bool:
         """Whether retry `attempt` may happen, `delay` seconds from now, within count and time budget."""
         return attempt <= self.total and (self.clock() - started) + delay <= self.budget
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The server-requested delay: `retry-after-ms`, `x-ms-retry-after-ms`, or `Retry-After` (seconds or date)."""
-    lowered = {key.lower(): value for key, value in headers.items()}
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        raw = lowered.get(name)
-        if raw is not None:
-            try:
-                return max(float(raw) / 1000.0, 0.0)
-            except ValueError:
-                pass
-    raw = lowered.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 class ArmClient:

@@ -271,7 +271,7 @@ class DeploymentService:
     ) -> OperationResult:
         account = self.settings.account(alias)
         _check_name(name)
-        request = _parse(DeploymentRequest, parse_json_object(raw_body, example=PUT_EXAMPLE))
+        request = parse_model(DeploymentRequest, parse_json_object(raw_body, example=PUT_EXAMPLE))
         wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
         source_id = self._source_id(request.source)
         deadline = self.arm.retry.clock() + wait_seconds
@@ -306,7 +306,7 @@ class DeploymentService:
     ) -> OperationResult:
         account = self.settings.account(alias)
         _check_name(name)
-        request = _parse(ScaleRequest, parse_json_object(raw_body, example=PATCH_EXAMPLE))
+        request = parse_model(ScaleRequest, parse_json_object(raw_body, example=PATCH_EXAMPLE))
         if request.capacity is not None and request.sku is not None:
             raise ValidationError(
                 'Send either capacity or sku, not both: {"capacity": 40} or '
@@ -586,7 +586,7 @@ def _desired(request: DeploymentRequest, source_id: str | None, current: Current
     )
 
 
-def _parse(model: type[_Model], data: dict[str, Any]) -> _Model:
+def parse_model(model: type[_Model], data: dict[str, Any]) -> _Model:
     try:
         return model.model_validate(data)
     except PydanticValidationError as error:

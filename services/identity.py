@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
 from typing import TYPE_CHECKING
 
 from .errors import IdentityUnavailable
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
+    from azure.core.credentials import AccessTokenInfo, TokenCredential
 
 log = logging.getLogger(__name__)
+
+# A token is renewed this long before it expires, or from the time the identity platform suggests.
+REFRESH_MARGIN_SECONDS = 300
 
 _lock = threading.Lock()
 _credential: TokenCredential | None = None
@@ -43,34 +46,58 @@ def get_credential() -> TokenCredential:
 
 
 class TokenProvider:
-    """A bearer-token callable for one scope: cached, refreshed before expiry, safe across threads.
+    """Bearer tokens for one scope: fetched once per lifetime, renewed before expiry, shared by all threads.
 
-    azure-identity's `get_bearer_token_provider` does the caching and refresh; the lock makes concurrent
-    first calls share one token request instead of each fetching its own.
+    The sync call serves the ARM client (which runs in worker threads). `aget` serves the async inference
+    path: a cached token costs no thread and no I/O; a renewal runs in a worker thread so the event loop
+    never waits on the identity endpoint. Only the one credential object is used for both.
     """
 
     def __init__(self, scope: str, credential: TokenCredential | None = None) -> None:
         self.scope = scope
         self._credential = credential
-        self._provider: Callable[[], str] | None = None
+        self._token: AccessTokenInfo | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
+        cached = self._fresh()
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._fresh()
+            if cached is not None:
+                return cached
+            self._token = self._fetch()
+            return self._token.token
+
+    async def aget(self) -> str:
+        cached = self._fresh()
+        if cached is not None:
+            return cached
+        from .web import run_blocking
+
+        return await run_blocking(self)
+
+    def _fresh(self) -> str | None:
+        token = self._token
+        if token is None:
+            return None
+        now = time.time()
+        renew_at = token.refresh_on or (token.expires_on - REFRESH_MARGIN_SECONDS)
+        return token.token if now < renew_at and now < token.expires_on else None
+
+    def _fetch(self) -> AccessTokenInfo:
         from azure.core.exceptions import ClientAuthenticationError
 
-        with self._lock:
-            try:
-                if self._provider is None:
-                    from azure.identity import get_bearer_token_provider
-
-                    self._provider = get_bearer_token_provider(self._credential or get_credential(), self.scope)
-                return self._provider()
-            except ClientAuthenticationError as error:
-                reason = _reason(error.message or str(error))
-                log.warning("No token for scope %s: %s", self.scope, reason)
-                raise IdentityUnavailable(
-                    f"The service could not get a token for {self.scope}: {reason} {IDENTITY_HINT}"
-                ) from None
+        credential = self._credential or get_credential()
+        try:
+            return credential.get_token_info(self.scope)  # type: ignore[attr-defined,no-any-return]
+        except ClientAuthenticationError as error:
+            reason = _reason(error.message or str(error))
+            log.warning("No token for scope %s: %s", self.scope, reason)
+            raise IdentityUnavailable(
+                f"The service could not get a token for {self.scope}: {reason} {IDENTITY_HINT}"
+            ) from None
 
 
 def token_provider(scope: str) -> TokenProvider:

@@ -38,7 +38,11 @@ PRIMARY_SETTINGS = (
     "ARM_API_VERSION",
     "AZURE_OPENAI_API_VERSION",
     "AZURE_OPENAI_SCOPE",
+    "IMAGE_ANALYSIS_ACCOUNT",
+    "IMAGE_ANALYSIS_DEPLOYMENT",
 )
+# The names the original image-analysis sample used; still honoured.
+LEGACY_SETTINGS = ("GPT4V_ENDPOINT", "GPT4V_DEPLOYMENT")
 TUNING_SETTINGS = (
     "MAX_WAIT_SECONDS",
     "ARM_TIMEOUT_SECONDS",
@@ -51,8 +55,12 @@ TUNING_SETTINGS = (
     "ARM_POLL_INTERVAL_SECONDS",
     "ARM_POOL_SIZE",
     "BLOCKING_THREADS",
+    "INFERENCE_TIMEOUT_SECONDS",
+    "INFERENCE_MAX_BODY_BYTES",
+    "INFERENCE_RETRY_MAX_WAIT_MS",
+    "INFERENCE_POOL_SIZE",
 )
-APP_SETTINGS = PRIMARY_SETTINGS + TUNING_SETTINGS
+APP_SETTINGS = PRIMARY_SETTINGS + LEGACY_SETTINGS + TUNING_SETTINGS
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ACCOUNT_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$")
@@ -97,6 +105,16 @@ class ArmTuning:
 
 
 @dataclass(frozen=True)
+class InferenceTuning:
+    """Bounds of the inference proxy."""
+
+    timeout_seconds: float = 120.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    retry_max_wait_ms: int = 1000
+    pool_size: int = 100
+
+
+@dataclass(frozen=True)
 class Settings:
     accounts: Mapping[str, Account]
     default_alias: str
@@ -106,6 +124,9 @@ class Settings:
     azure_openai_api_version: str = DEFAULT_AZURE_OPENAI_API_VERSION
     azure_openai_scope: str = DEFAULT_AZURE_OPENAI_SCOPE
     arm: ArmTuning = field(default_factory=ArmTuning)
+    inference: InferenceTuning = field(default_factory=InferenceTuning)
+    image_account: str | None = None
+    image_deployment: str | None = None
 
     def account(self, alias: str | None) -> Account:
         """The account for `?account=<alias>`, or the default one when no alias is given."""
@@ -164,6 +185,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         azure_openai_api_version=_api_version(env, "AZURE_OPENAI_API_VERSION", DEFAULT_AZURE_OPENAI_API_VERSION),
         azure_openai_scope=_url(env, "AZURE_OPENAI_SCOPE", DEFAULT_AZURE_OPENAI_SCOPE),
         arm=tuning,
+        inference=InferenceTuning(
+            timeout_seconds=_number(env, "INFERENCE_TIMEOUT_SECONDS", 120, 1, 225),
+            max_body_bytes=int(_number(env, "INFERENCE_MAX_BODY_BYTES", 32 * 1024 * 1024, 1024, 100 * 1024 * 1024)),
+            retry_max_wait_ms=int(_number(env, "INFERENCE_RETRY_MAX_WAIT_MS", 1000, 0, 10_000)),
+            pool_size=int(_number(env, "INFERENCE_POOL_SIZE", 100, 1, 1000)),
+        ),
+        image_account=_image_account(env, accounts),
+        image_deployment=(env.get("IMAGE_ANALYSIS_DEPLOYMENT") or env.get("GPT4V_DEPLOYMENT") or "").strip() or None,
     )
 
 
@@ -256,6 +285,29 @@ def _parse_accounts(raw: str | None) -> dict[str, Account]:
             inference_deployments=tuple(allowed),
         )
     return accounts
+
+
+def _image_account(env: Mapping[str, str], accounts: Mapping[str, Account]) -> str | None:
+    """The account image analysis uses: IMAGE_ANALYSIS_ACCOUNT, else the one GPT4V_ENDPOINT names."""
+    alias = env.get("IMAGE_ANALYSIS_ACCOUNT", "").strip()
+    if alias:
+        if alias not in accounts:
+            raise ConfigurationError(
+                f"IMAGE_ANALYSIS_ACCOUNT is '{alias}', not an alias in AZURE_OPENAI_ACCOUNTS.",
+                target="IMAGE_ANALYSIS_ACCOUNT",
+            )
+        return alias
+    legacy = env.get("GPT4V_ENDPOINT", "").strip().rstrip("/").lower()
+    if not legacy:
+        return None
+    for candidate in accounts.values():
+        if candidate.endpoint and candidate.endpoint.rstrip("/").lower() == legacy:
+            return candidate.alias
+    raise ConfigurationError(
+        f"GPT4V_ENDPOINT is {legacy}, but no account in AZURE_OPENAI_ACCOUNTS has that endpoint. Add the account, "
+        "or set IMAGE_ANALYSIS_ACCOUNT to an alias.",
+        target="GPT4V_ENDPOINT",
+    )
 
 
 def _required_str(spec: Mapping[str, object], key: str, where: str) -> str:

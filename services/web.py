@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import email.utils
 import functools
 import json
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -92,3 +94,27 @@ async def run_blocking(call: Callable[..., _T], /, *args: Any, **kwargs: Any) ->
     context = contextvars.copy_context()
     bound = functools.partial(context.run, call, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(_blocking_pool(), bound)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The server-requested delay: `retry-after-ms`, `x-ms-retry-after-ms`, or `Retry-After` (seconds or date)."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        raw = lowered.get(name)
+        if raw is not None:
+            try:
+                return max(float(raw) / 1000.0, 0.0)
+            except ValueError:
+                pass
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from services.arm import LongRunningOperation, RetryPolicy, retry_after_seconds
+from services.arm import LongRunningOperation, RetryPolicy
 from services.errors import ConflictError, IdentityUnavailable, UpstreamError, UpstreamUnavailable
 from services.settings import ArmTuning
+from services.web import retry_after_seconds
 from tests.unit.fake_arm import ARM, Call, make_client, queue
 
 CONFLICT = (409, {}, {"error": {"code": "RequestConflict", "message": "Another operation is being performed."}})

@@ -1,0 +1,349 @@
+"""Key-less inference proxy: Azure OpenAI chat completions through the managed identity, async end to end.
+
+The caller's body goes upstream as sent (checked to be one JSON object, size-capped) with the service's own
+bearer token; nothing the caller sent as credentials (`api-key`, `Authorization`) is forwarded, since the
+upstream request is built afresh. Status, error bodies and the headers clients rely on come back unchanged;
+streams are relayed event by event as they arrive.
+
+The `openai` SDK's async client is the transport: one client per (account, api-version), all sharing one
+pooled HTTP client, imported only when the first inference request arrives (it is a heavy import).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .errors import ConfigurationError, ServiceError, UpstreamUnavailable, ValidationError
+from .identity import TokenProvider, token_provider
+from .settings import Account, Settings, get_settings
+from .web import parse_json_object, retry_after_seconds
+
+if TYPE_CHECKING:
+    from openai import AsyncAzureOpenAI
+
+log = logging.getLogger("inference")
+
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "apim-request-id", "x-request-id", "x-ms-region")
+_PASSED_PREFIXES = ("x-ratelimit-", "openai-", "azureml-model-")
+CHAT_EXAMPLE = '{"messages": [{"role": "user", "content": "Hello"}]}'
+
+
+@dataclass
+class ProxyResponse:
+    """An upstream answer to relay: a whole body, or a stream of SSE bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass
+class CallRecord:
+    """The one structured log line each call writes. Never prompts, completions or tokens."""
+
+    account: str
+    deployment: str
+    operation: str
+    caller: str | None = None
+    stream: bool = False
+    status: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def write(self) -> None:
+        record = {
+            "event": "inference",
+            "caller": self.caller,
+            "account": self.account,
+            "deployment": self.deployment,
+            "operation": self.operation,
+            "stream": self.stream,
+            "status": self.status,
+            "latencyMs": round((time.perf_counter() - self.started) * 1000, 1),
+            "promptTokens": self.prompt_tokens,
+            "completionTokens": self.completion_tokens,
+        }
+        log.info(json.dumps(record))
+
+    def take_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self.prompt_tokens = usage.get("prompt_tokens")
+            self.completion_tokens = usage.get("completion_tokens")
+
+
+class InferenceGateway:
+    def __init__(self, settings: Settings, token: TokenProvider) -> None:
+        self.settings = settings
+        self._token = token
+        self._clients: dict[tuple[str, str], AsyncAzureOpenAI] = {}
+        self._http_client: Any = None
+
+    # Chat completions
+
+    async def chat_completions(
+        self,
+        alias: str | None,
+        deployment: str,
+        api_version: str | None,
+        raw_body: bytes,
+        *,
+        request_id: str,
+        caller: str | None = None,
+    ) -> ProxyResponse:
+        account = self.allowed_account(alias, deployment)
+        version = self._api_version(api_version)
+        payload = parse_json_object(raw_body, example=CHAT_EXAMPLE, max_bytes=self.settings.inference.max_body_bytes)
+        streaming = payload.get("stream") is True
+        record = CallRecord(account.alias, deployment, "chat.completions", caller=caller, stream=streaming)
+        hide_usage = False
+        content = raw_body  # forwarded as sent
+        if streaming:
+            options = payload.get("stream_options")
+            if not (isinstance(options, dict) and options.get("include_usage") is True):
+                # Ask for the usage chunk (for the log), and keep it from the caller who did not ask for it.
+                payload = {**payload, "stream_options": {**(options or {}), "include_usage": True}}
+                content = json.dumps(payload).encode()
+                hide_usage = True
+        path = f"/deployments/{quote(deployment)}/chat/completions"
+        response = await self._send(account, version, "POST", path, content, request_id, record)
+        if isinstance(response, ProxyResponse):
+            return response
+        headers = _passed_headers(response.headers)
+        record.status = response.status_code
+        if not streaming:
+            body = await response.aread()
+            record.take_usage(_usage_of(body))
+            record.write()
+            return ProxyResponse(response.status_code, headers, body=body)
+        return ProxyResponse(response.status_code, headers, stream=_relay_events(response, record, hide_usage))
+
+    async def completion_json(
+        self,
+        account: Account,
+        deployment: str,
+        content: bytes,
+        *,
+        request_id: str,
+        operation: str,
+        caller: str | None = None,
+    ) -> tuple[dict[str, Any], CallRecord] | ProxyResponse:
+        """A non-streamed chat completion the service itself makes (`content` is the JSON body): answers the
+        parsed body, or an error to relay."""
+        record = CallRecord(account.alias, deployment, operation, caller=caller)
+        path = f"/deployments/{quote(deployment)}/chat/completions"
+        version = self.settings.azure_openai_api_version
+        response = await self._send(account, version, "POST", path, content, request_id, record)
+        if isinstance(response, ProxyResponse):
+            return response
+        body = await response.aread()
+        record.status = response.status_code
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            raise UpstreamUnavailable("Azure OpenAI answered with a body that is not JSON.", status=502) from None
+        record.take_usage(parsed.get("usage") if isinstance(parsed, dict) else None)
+        record.write()
+        return parsed, record
+
+    async def get_json(
+        self, account: Account, path: str, *, request_id: str, operation: str
+    ) -> dict[str, Any] | ProxyResponse:
+        """A GET on the account's data plane (fine-tuning jobs), answering the parsed body or an error to relay."""
+        record = CallRecord(account.alias, "-", operation)
+        response = await self._send(
+            account, self.settings.azure_openai_api_version, "GET", path, None, request_id, record
+        )
+        if isinstance(response, ProxyResponse):
+            return response
+        body = await response.aread()
+        record.status = response.status_code
+        record.write()
+        parsed = json.loads(body) if body else {}
+        return parsed if isinstance(parsed, dict) else {}
+
+    # Accounts and clients
+
+    def allowed_account(self, alias: str | None, deployment: str) -> Account:
+        account = self.settings.account(alias)
+        allowed = account.inference_deployments
+        if "*" not in allowed and deployment not in allowed:
+            shown = ", ".join(allowed) if allowed else "none"
+            raise ServiceError(
+                f"Deployment '{deployment}' may not be called through this service on account '{account.alias}'. "
+                f"Allowed: {shown}. An operator adds it to inferenceDeployments in AZURE_OPENAI_ACCOUNTS.",
+                code="DeploymentNotAllowed",
+                status=403,
+                target="deployment",
+            )
+        return account
+
+    def _api_version(self, given: str | None) -> str:
+        if not given:
+            return self.settings.azure_openai_api_version
+        if not _API_VERSION.match(given):
+            raise ValidationError(
+                f"api-version '{given[:40]}' is not a version: use one like {self.settings.azure_openai_api_version}.",
+                code="InvalidQueryParameter",
+                target="api-version",
+            )
+        return given
+
+    def client(self, account: Account, api_version: str) -> AsyncAzureOpenAI:
+        key = (account.alias, api_version)
+        client = self._clients.get(key)
+        if client is None:
+            if not account.endpoint:
+                raise ConfigurationError(
+                    f"Account '{account.alias}' has no endpoint in AZURE_OPENAI_ACCOUNTS: add its data-plane URL, "
+                    f"e.g. https://{account.account_name}.openai.azure.com/.",
+                    target="AZURE_OPENAI_ACCOUNTS",
+                )
+            import httpx2
+            from openai import AsyncAzureOpenAI, DefaultAsyncHttpx2Client
+
+            if self._http_client is None:
+                size = self.settings.inference.pool_size
+                self._http_client = DefaultAsyncHttpx2Client(
+                    limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
+                    timeout=httpx2.Timeout(self.settings.inference.timeout_seconds, connect=5.0),
+                )
+            client = AsyncAzureOpenAI(
+                azure_endpoint=account.endpoint,
+                api_version=api_version,
+                azure_ad_token_provider=self._token.aget,
+                max_retries=0,  # 429s are retried below only when cheap; everything else goes back to the caller
+                http_client=self._http_client,
+            )
+            self._clients[key] = client
+        return client
+
+    # Transport
+
+    async def _send(
+        self,
+        account: Account,
+        api_version: str,
+        method: str,
+        path: str,
+        content: bytes | None,
+        request_id: str,
+        record: CallRecord,
+    ) -> Any:
+        """The raw upstream response (body unread), or a ProxyResponse carrying an upstream error to relay."""
+        import httpx2
+        from openai import APIConnectionError, APIStatusError, APITimeoutError
+
+        client: Any = self.client(account, api_version)
+        headers = {"x-ms-client-request-id": request_id}
+        for attempt in (1, 2):
+            try:
+                # cast_to=Response with stream=True: the SDK hands back the response with its body unread.
+                if method == "GET":
+                    return await client.get(path, cast_to=httpx2.Response, options={"headers": headers}, stream=True)
+                headers["Content-Type"] = "application/json"
+                return await client.post(
+                    path, cast_to=httpx2.Response, content=content, options={"headers": headers}, stream=True
+                )
+            except APIStatusError as error:
+                wait_ms = _retry_after_ms(error.response.headers)
+                cheap = wait_ms is not None and wait_ms <= self.settings.inference.retry_max_wait_ms
+                if error.status_code == 429 and attempt == 1 and cheap:
+                    await asyncio.sleep((wait_ms or 0) / 1000)
+                    continue
+                record.status = error.status_code
+                record.write()
+                return ProxyResponse(
+                    error.status_code, _passed_headers(error.response.headers), body=error.response.content
+                )
+            except APITimeoutError:
+                record.status = 504
+                record.write()
+                raise ServiceError(
+                    f"Azure OpenAI did not answer within {self.settings.inference.timeout_seconds:g} s.",
+                    code="GatewayTimeout",
+                    status=504,
+                ) from None
+            except APIConnectionError as error:
+                record.status = 503
+                record.write()
+                raise UpstreamUnavailable(
+                    f"Azure OpenAI at {account.endpoint} could not be reached ({type(error.__cause__).__name__}). "
+                    "Check the account's endpoint in AZURE_OPENAI_ACCOUNTS and the network.",
+                    headers={"Retry-After": "5"},
+                ) from None
+        raise AssertionError("unreachable")
+
+
+async def _relay_events(response: Any, record: CallRecord, hide_usage: bool) -> AsyncIterator[bytes]:
+    """Yield upstream SSE events as soon as each is complete, noting usage; drop the usage chunk if asked."""
+    buffer = b""
+    try:
+        async for piece in response.aiter_bytes():
+            buffer += piece
+            while b"\n\n" in buffer:
+                event, buffer = buffer.split(b"\n\n", 1)
+                if b'"usage"' in event and _take_usage_event(event, record) and hide_usage:
+                    continue
+                yield event + b"\n\n"
+        if buffer.strip():
+            yield buffer
+    finally:
+        await response.aclose()
+        record.write()
+
+
+def _take_usage_event(event: bytes, record: CallRecord) -> bool:
+    """Note the usage of a `data:` event; True when it is the usage-only chunk (no choices)."""
+    data = event.removeprefix(b"data:").strip()
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return False
+    if not isinstance(chunk, dict) or not isinstance(chunk.get("usage"), dict):
+        return False
+    record.take_usage(chunk["usage"])
+    return not chunk.get("choices")
+
+
+def _usage_of(body: bytes) -> Any:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed.get("usage") if isinstance(parsed, dict) else None
+
+
+def _passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name.lower(): value
+        for name, value in headers.items()
+        if name.lower() in _PASSED_HEADERS or name.lower().startswith(_PASSED_PREFIXES)
+    }
+
+
+def _retry_after_ms(headers: Mapping[str, str]) -> float | None:
+    seconds = retry_after_seconds(headers)
+    return None if seconds is None else seconds * 1000
+
+
+_gateway: InferenceGateway | None = None
+
+
+def get_gateway() -> InferenceGateway:
+    """The process-wide gateway (clients are cached inside it)."""
+    global _gateway
+    if _gateway is None:
+        settings = get_settings()
+        _gateway = InferenceGateway(settings, token_provider(settings.azure_openai_scope))
+    return _gateway
