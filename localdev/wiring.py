@@ -33,6 +33,8 @@ class LocalAccount:
     models: tuple[str, ...] = ()
     quota: int = 1000
     deployments: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    fine_tuning_jobs: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    inference_deployments: tuple[str, ...] = ("*",)
 
     @property
     def arm_id(self) -> str:
@@ -50,13 +52,20 @@ class LocalAccount:
             "quota": self.quota,
             "models": list(self.models),
             "deployments": list(self.deployments),
+            "fineTuningJobs": list(self.fine_tuning_jobs),
         }
 
-    def service_entry(self) -> dict[str, Any]:
+    def endpoint(self, simulator_url: str) -> str:
+        """The account's data-plane URL on the simulator."""
+        return f"{simulator_url}/dataplane/{self.account_name}/"
+
+    def service_entry(self, simulator_url: str) -> dict[str, Any]:
         return {
             "subscriptionId": self.subscription_id,
             "resourceGroup": self.resource_group,
             "accountName": self.account_name,
+            "endpoint": self.endpoint(simulator_url),
+            "inferenceDeployments": list(self.inference_deployments),
         }
 
 
@@ -73,6 +82,27 @@ DEMO_ACCOUNTS = (
             "gpt-4.1-mini-2025-04-14.ft-0a9b8c7d6e5f",
             "ftchkpt-e559c011ecc04fc68eaa339d8227d02d",
         ),
+        # A vision-capable deployment ready for chat and process_image.
+        deployments=(
+            {
+                "name": "vision",
+                "model": {"format": "OpenAI", "name": "gpt-4o", "version": "2024-08-06"},
+                "sku": {"name": "GlobalStandard", "capacity": 10},
+            },
+        ),
+        fine_tuning_jobs=(
+            {
+                "id": "ftjob-4f2a9c1e7b3d4e5fa6b7c8d9e0f1a2b3",
+                "model": "gpt-4o-mini-2024-07-18",
+                "status": "succeeded",
+                "fineTunedModel": "gpt-4o-mini-2024-07-18.ft-4f2a9c1e7b3d",
+                "checkpoints": [
+                    {"id": "ftchkpt-0a1b2c3d4e5f60718293a4b5c6d7e8f9", "step": 100},
+                    {"id": "ftchkpt-1b2c3d4e5f60718293a4b5c6d7e8f90a", "step": 200},
+                ],
+            },
+            {"id": "ftjob-9e8d7c6b5a4f4e3d2c1b0a9f8e7d6c5b", "model": "gpt-4.1-mini-2025-04-14", "status": "running"},
+        ),
     ),
     LocalAccount(
         alias="east",
@@ -81,6 +111,8 @@ DEMO_ACCOUNTS = (
         account_name="aoai-eastus2",
         location="eastus2",
         models=("gpt-4o-2024-08-06.ft-3e4f5a6b7c8d",),
+        # Only this deployment may be called through the service on this account.
+        inference_deployments=("east-chat",),
     ),
 )
 
@@ -97,13 +129,16 @@ def service_environment(
 ) -> dict[str, str]:
     """App settings that point the unmodified app (and azure-identity) at the simulator."""
     return {
-        "AZURE_OPENAI_ACCOUNTS": json.dumps({account.alias: account.service_entry() for account in accounts}),
+        "AZURE_OPENAI_ACCOUNTS": json.dumps(
+            {account.alias: account.service_entry(simulator_url) for account in accounts}
+        ),
         "DEFAULT_ACCOUNT": accounts[0].alias,
         "ARM_ENDPOINT": simulator_url,
         # The App Service managed-identity protocol, as the Functions platform sets it.
         "IDENTITY_ENDPOINT": f"{simulator_url}/msi/token",
         "IDENTITY_HEADER": identity_header,
         "PYTHON_ENABLE_INIT_INDEXING": "1",
+        "IMAGE_ANALYSIS_DEPLOYMENT": "vision",
         **overrides,
     }
 
