@@ -1,4 +1,4 @@
-"""build_app: identity endpoint, ARM and the control API on one Starlette app."""
+"""build_app: identity endpoint, ARM, the Azure OpenAI data plane and the control API on one Starlette app."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from starlette.routing import Mount, Route
 from .arm import ArmApi, ThrottleBudget, decorate_arm_response, is_arm_path
 from .config import parse_config
 from .control import control_routes
+from .dataplane import DATA_PLANE_PREFIX, DataPlaneApi
+from .dataplane_errors import gateway_error
 from .errors import ArmError, identity_error_response
+from .faults import Fault
 from .identity import handle_token_request
-from .observe import RequestRecord, parse_logged_body
+from .observe import RequestRecord, elide_long_strings, parse_logged_body
 from .runtime import SimulatorRuntime
 
 logger = logging.getLogger("localdev.simulator")
@@ -27,6 +30,7 @@ logger = logging.getLogger("localdev.simulator")
 IDENTITY_ENDPOINT_PATH = "/msi/token"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Handler = Callable[[Request], Awaitable[Response]]
+FaultMessage = Callable[[Request, Fault], str | None]
 
 
 def build_app(
@@ -43,6 +47,7 @@ def build_app(
     runtime = SimulatorRuntime(parse_config(config), identity_header or secrets.token_urlsafe(24), clock)
     arm = ArmApi(runtime)
     budget = ThrottleBudget(clock)
+    dataplane = DataPlaneApi(runtime)
 
     async def issue_token(request: Request) -> Response:
         if request.method != "GET":
@@ -63,10 +68,16 @@ def build_app(
         decorate_arm_response(request, response, budget)
         return response
 
+    async def dataplane_endpoint(request: Request) -> Response:
+        response = await _observed(runtime, "dataplane", request, dataplane.handle, dataplane.fault_message)
+        dataplane.decorate(request, response)
+        return response
+
     app = Starlette(
         routes=[
             Mount("/_sim", routes=control_routes(runtime)),
             Route(IDENTITY_ENDPOINT_PATH, token_endpoint, methods=ALL_METHODS),
+            Route(DATA_PLANE_PREFIX + "/{path:path}", dataplane_endpoint, methods=ALL_METHODS),
             Route("/{path:path}", arm_or_unknown, methods=ALL_METHODS),
         ]
     )
@@ -74,15 +85,24 @@ def build_app(
     return app
 
 
-async def _observed(runtime: SimulatorRuntime, scope: str, request: Request, handler: Handler) -> Response:
-    """Apply faults, run the handler, log the exchange; shared by the identity and ARM scopes."""
+async def _observed(
+    runtime: SimulatorRuntime,
+    scope: str,
+    request: Request,
+    handler: Handler,
+    fault_message: FaultMessage | None = None,
+) -> Response:
+    """Apply faults, run the handler, log the exchange; shared by all scopes.
+
+    `fault_message` supplies the scope's realistic text for a fault that names no message.
+    """
     runtime.observer.note_connection(_client(request))
     raw_body = await request.body()
     fault = runtime.faults.take(scope, request.method, request.url.path) if scope != "other" else None
     if fault is not None and fault.delay_seconds:
         await asyncio.sleep(fault.delay_seconds)
     if fault is not None and fault.status is not None:
-        response: Response = fault.response(scope)
+        response: Response = fault.response(scope, fault_message(request, fault) if fault_message else None)
     else:
         try:
             response = await handler(request)
@@ -92,8 +112,13 @@ async def _observed(runtime: SimulatorRuntime, scope: str, request: Request, han
             logger.exception("simulator failed on %s %s", request.method, request.url.path)
             if scope == "identity":
                 response = identity_error_response(500, "The simulator failed; see its log.")
+            elif scope == "dataplane":
+                response = gateway_error(500, "InternalServerError", "The simulator failed; see its log.").to_response()
             else:
                 response = ArmError(500, "InternalServerError", "The simulator failed; see its log.").to_response()
+    logged_body = parse_logged_body(raw_body)
+    if scope == "dataplane":
+        logged_body = elide_long_strings(logged_body)
     runtime.observer.record(
         RequestRecord(
             seq=runtime.observer.next_seq(),
@@ -105,7 +130,7 @@ async def _observed(runtime: SimulatorRuntime, scope: str, request: Request, han
             status=response.status_code,
             client_request_id=request.headers.get("x-ms-client-request-id"),
             correlation_id=request.headers.get("x-ms-correlation-request-id"),
-            body=parse_logged_body(raw_body),
+            body=logged_body,
             fault=fault.fault_id if fault is not None else None,
         )
     )

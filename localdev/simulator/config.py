@@ -10,9 +10,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# ConfigError lives with the readers that raise it; re-exported because callers import it from here.
+from .config_readers import ConfigError as ConfigError
+from .config_readers import (
+    read_integer,
+    read_integers,
+    read_list,
+    read_number,
+    read_object,
+    read_optional_string,
+    read_string,
+    read_strings,
+    refuse_unknown_keys,
+)
+from .fine_tuning_config import FineTuningJobSeed, parse_fine_tuning_jobs
+
 DEFAULT_TENANT_ID = "00000000-0000-4000-8000-00000000a001"
 DEFAULT_PRINCIPAL_ID = "00000000-0000-4000-8000-00000000b001"
 DEFAULT_API_VERSIONS = ("2023-05-01", "2024-10-01", "2025-06-01", "2025-09-01", "2025-12-01")
+DEFAULT_DATA_PLANE_API_VERSIONS = ("2024-02-01", "2024-06-01", "2024-10-21", "2025-04-01-preview")
 DEFAULT_SKU_NAME = "Standard"
 DEFAULT_MODEL_VERSION = "1"
 
@@ -39,6 +55,9 @@ _TOP_LEVEL_KEYS = frozenset(
         "apiVersions",
         "skus",
         "accounts",
+        "dataPlaneApiVersions",
+        "dataPlaneLatencyMs",
+        "streamChunkDelayMs",
     }
 )
 _ACCOUNT_KEYS = frozenset(
@@ -51,16 +70,13 @@ _ACCOUNT_KEYS = frozenset(
         "models",
         "failingModels",
         "deployments",
+        "fineTuningJobs",
     }
 )
 _SKU_RULE_KEYS = frozenset({"minimum", "maximum", "step", "default", "allowedValues"})
 _SEED_KEYS = frozenset({"name", "model", "sku", "tags"})
 _MODEL_KEYS = frozenset({"format", "name", "version", "source", "sourceAccount", "publisher"})
 _SKU_KEYS = frozenset({"name", "capacity", "tier", "size", "family"})
-
-
-class ConfigError(ValueError):
-    """A configuration the simulator cannot run with; the message names the offending key."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,7 @@ class AccountConfig:
     models: tuple[str, ...] | None = None
     failing_models: tuple[str, ...] = ()
     deployments: tuple[SeedDeployment, ...] = ()
+    fine_tuning_jobs: tuple[FineTuningJobSeed, ...] = ()
 
     @property
     def key(self) -> AccountKey:
@@ -185,6 +202,7 @@ class AccountConfig:
             "models": None if self.models is None else list(self.models),
             "failingModels": list(self.failing_models),
             "deployments": [seed.to_json() for seed in self.deployments],
+            "fineTuningJobs": [job.to_json() for job in self.fine_tuning_jobs],
         }
 
 
@@ -207,6 +225,9 @@ class SimulatorConfig:
     api_versions: tuple[str, ...] = DEFAULT_API_VERSIONS
     skus: Mapping[str, SkuRule] | None = None
     accounts: tuple[AccountConfig, ...] = ()
+    data_plane_api_versions: tuple[str, ...] = DEFAULT_DATA_PLANE_API_VERSIONS
+    data_plane_latency_ms: int = 0
+    stream_chunk_delay_ms: int = 0
 
     @property
     def sku_rules(self) -> Mapping[str, SkuRule]:
@@ -223,6 +244,10 @@ class SimulatorConfig:
         wanted = account_key(subscription_id, resource_group, name)
         return next((account for account in self.accounts if account.key == wanted), None)
 
+    def find_account_by_name(self, name: str) -> AccountConfig | None:
+        """The data plane knows an account by its name alone (its endpoint); the first match wins."""
+        return next((account for account in self.accounts if account.account_name.lower() == name.lower()), None)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "tenantId": self.tenant_id,
@@ -235,6 +260,9 @@ class SimulatorConfig:
             "apiVersions": list(self.api_versions),
             "skus": {name: rule.to_json() for name, rule in self.sku_rules.items()},
             "accounts": [account.to_json() for account in self.accounts],
+            "dataPlaneApiVersions": list(self.data_plane_api_versions),
+            "dataPlaneLatencyMs": self.data_plane_latency_ms,
+            "streamChunkDelayMs": self.stream_chunk_delay_ms,
         }
 
 
@@ -242,166 +270,128 @@ def parse_config(raw: object) -> SimulatorConfig:
     """Validate a JSON config (None means all defaults) into a SimulatorConfig."""
     if raw is None:
         return SimulatorConfig()
-    top = _object(raw, "config")
-    _refuse_unknown_keys(top, _TOP_LEVEL_KEYS, "config")
+    top = read_object(raw, "config")
+    refuse_unknown_keys(top, _TOP_LEVEL_KEYS, "config")
     skus = _parse_skus(top["skus"]) if top.get("skus") is not None else None
     known_skus = default_skus() if skus is None else skus
     accounts = tuple(
         _parse_account(item, f"accounts[{index}]", known_skus)
-        for index, item in enumerate(_list(top.get("accounts", []), "accounts"))
+        for index, item in enumerate(read_list(top.get("accounts", []), "accounts"))
     )
     keys = [account.key for account in accounts]
     if len(set(keys)) != len(keys):
         raise ConfigError("accounts: the same subscriptionId/resourceGroup/accountName appears twice")
-    api_versions = tuple(_strings(top.get("apiVersions", list(DEFAULT_API_VERSIONS)), "apiVersions"))
+    api_versions = tuple(read_strings(top.get("apiVersions", list(DEFAULT_API_VERSIONS)), "apiVersions"))
     if not api_versions:
         raise ConfigError("apiVersions: must list at least one version")
+    data_plane_versions = tuple(
+        read_strings(top.get("dataPlaneApiVersions", list(DEFAULT_DATA_PLANE_API_VERSIONS)), "dataPlaneApiVersions")
+    )
+    if not data_plane_versions:
+        raise ConfigError("dataPlaneApiVersions: must list at least one version")
     return SimulatorConfig(
-        tenant_id=_string(top, "tenantId", "config", DEFAULT_TENANT_ID),
-        principal_id=_string(top, "principalId", "config", DEFAULT_PRINCIPAL_ID),
-        token_lifetime_seconds=_integer(top, "tokenLifetimeSeconds", "config", 3600, minimum=0),
-        identity_latency_ms=_integer(top, "identityLatencyMs", "config", 0, minimum=0),
-        provisioning_delay_seconds=_number(top, "provisioningDelaySeconds", "config", 1.0),
-        retry_after_seconds=_integer(top, "retryAfterSeconds", "config", 1, minimum=0),
-        page_size=_integer(top, "pageSize", "config", 10, minimum=1),
+        tenant_id=read_string(top, "tenantId", "config", DEFAULT_TENANT_ID),
+        principal_id=read_string(top, "principalId", "config", DEFAULT_PRINCIPAL_ID),
+        token_lifetime_seconds=read_integer(top, "tokenLifetimeSeconds", "config", 3600, minimum=0),
+        identity_latency_ms=read_integer(top, "identityLatencyMs", "config", 0, minimum=0),
+        provisioning_delay_seconds=read_number(top, "provisioningDelaySeconds", "config", 1.0),
+        retry_after_seconds=read_integer(top, "retryAfterSeconds", "config", 1, minimum=0),
+        page_size=read_integer(top, "pageSize", "config", 10, minimum=1),
         api_versions=api_versions,
         skus=skus,
         accounts=accounts,
+        data_plane_api_versions=data_plane_versions,
+        data_plane_latency_ms=read_integer(top, "dataPlaneLatencyMs", "config", 0, minimum=0),
+        stream_chunk_delay_ms=read_integer(top, "streamChunkDelayMs", "config", 0, minimum=0),
     )
 
 
 def _parse_skus(raw: object) -> dict[str, SkuRule]:
-    table = _object(raw, "skus")
+    table = read_object(raw, "skus")
     if not table:
         raise ConfigError("skus: must define at least one SKU")
     rules: dict[str, SkuRule] = {}
     for name, value in table.items():
         where = f"skus.{name}"
-        body = _object(value, where)
-        _refuse_unknown_keys(body, _SKU_RULE_KEYS, where)
-        minimum = _integer(body, "minimum", where, 1, minimum=0)
-        maximum = _integer(body, "maximum", where, max(minimum, 1000), minimum=minimum)
-        step = _integer(body, "step", where, 1, minimum=1)
-        default = _integer(body, "default", where, minimum, minimum=0)
-        allowed = tuple(_integers(body.get("allowedValues", []), f"{where}.allowedValues"))
+        body = read_object(value, where)
+        refuse_unknown_keys(body, _SKU_RULE_KEYS, where)
+        minimum = read_integer(body, "minimum", where, 1, minimum=0)
+        maximum = read_integer(body, "maximum", where, max(minimum, 1000), minimum=minimum)
+        step = read_integer(body, "step", where, 1, minimum=1)
+        default = read_integer(body, "default", where, minimum, minimum=0)
+        allowed = tuple(read_integers(body.get("allowedValues", []), f"{where}.allowedValues"))
         rules[name] = SkuRule(minimum, maximum, step, default, allowed)
     return rules
 
 
 def _parse_account(raw: object, where: str, skus: Mapping[str, SkuRule]) -> AccountConfig:
-    body = _object(raw, where)
-    _refuse_unknown_keys(body, _ACCOUNT_KEYS, where)
+    body = read_object(raw, where)
+    refuse_unknown_keys(body, _ACCOUNT_KEYS, where)
     for required in ("subscriptionId", "resourceGroup", "accountName"):
         if not isinstance(body.get(required), str) or not body[required]:
             raise ConfigError(f"{where}.{required}: required, a non-empty string")
     models_raw = body.get("models")
-    seeds_raw = _list(body.get("deployments", []), f"{where}.deployments")
+    seeds_raw = read_list(body.get("deployments", []), f"{where}.deployments")
     seeds = tuple(_parse_seed(item, f"{where}.deployments[{index}]", skus) for index, item in enumerate(seeds_raw))
     seed_names = [seed.name.lower() for seed in seeds]
     if len(set(seed_names)) != len(seed_names):
         raise ConfigError(f"{where}.deployments: deployment names must be unique (case-insensitively)")
+    jobs = parse_fine_tuning_jobs(body.get("fineTuningJobs", []), f"{where}.fineTuningJobs")
+    models = None if models_raw is None else _with_fine_tuned(read_strings(models_raw, f"{where}.models"), jobs)
     return AccountConfig(
         subscription_id=body["subscriptionId"],
         resource_group=body["resourceGroup"],
         account_name=body["accountName"],
-        location=_string(body, "location", where, "swedencentral"),
-        quota=_integer(body, "quota", where, 1000, minimum=0),
-        models=None if models_raw is None else tuple(_strings(models_raw, f"{where}.models")),
-        failing_models=tuple(_strings(body.get("failingModels", []), f"{where}.failingModels")),
+        location=read_string(body, "location", where, "swedencentral"),
+        quota=read_integer(body, "quota", where, 1000, minimum=0),
+        models=models,
+        failing_models=tuple(read_strings(body.get("failingModels", []), f"{where}.failingModels")),
         deployments=seeds,
+        fine_tuning_jobs=jobs,
     )
 
 
+def _with_fine_tuned(models: list[str], jobs: tuple[FineTuningJobSeed, ...]) -> tuple[str, ...]:
+    """Succeeded jobs make their models deployable, so deploy-from-job works through ARM.
+
+    Deduplicated case-insensitively, so a config read back and re-applied stays the same.
+    """
+    result = list(models)
+    seen = {name.lower() for name in models}
+    for name in (name for job in jobs for name in job.deployable_models()):
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            result.append(name)
+    return tuple(result)
+
+
 def _parse_seed(raw: object, where: str, skus: Mapping[str, SkuRule]) -> SeedDeployment:
-    body = _object(raw, where)
-    _refuse_unknown_keys(body, _SEED_KEYS, where)
-    name = _string(body, "name", where, "")
+    body = read_object(raw, where)
+    refuse_unknown_keys(body, _SEED_KEYS, where)
+    name = read_string(body, "name", where, "")
     if not name:
         raise ConfigError(f"{where}.name: required, a non-empty string")
-    model_body = _object(body.get("model"), f"{where}.model")
-    _refuse_unknown_keys(model_body, _MODEL_KEYS, f"{where}.model")
-    model_format = _string(model_body, "format", f"{where}.model", "")
-    model_name = _string(model_body, "name", f"{where}.model", "")
+    model_body = read_object(body.get("model"), f"{where}.model")
+    refuse_unknown_keys(model_body, _MODEL_KEYS, f"{where}.model")
+    model_format = read_string(model_body, "format", f"{where}.model", "")
+    model_name = read_string(model_body, "name", f"{where}.model", "")
     if not model_format or not model_name:
         raise ConfigError(f"{where}.model: 'format' and 'name' are required")
     model = ModelSpec(
         format=model_format,
         name=model_name,
-        version=_string(model_body, "version", f"{where}.model", DEFAULT_MODEL_VERSION),
-        source=_optional_string(model_body, "source", f"{where}.model"),
-        source_account=_optional_string(model_body, "sourceAccount", f"{where}.model"),
+        version=read_string(model_body, "version", f"{where}.model", DEFAULT_MODEL_VERSION),
+        source=read_optional_string(model_body, "source", f"{where}.model"),
+        source_account=read_optional_string(model_body, "sourceAccount", f"{where}.model"),
     )
-    sku_body = _object(body.get("sku", {"name": DEFAULT_SKU_NAME}), f"{where}.sku")
-    _refuse_unknown_keys(sku_body, _SKU_KEYS, f"{where}.sku")
-    sku_name = _string(sku_body, "name", f"{where}.sku", DEFAULT_SKU_NAME)
+    sku_body = read_object(body.get("sku", {"name": DEFAULT_SKU_NAME}), f"{where}.sku")
+    refuse_unknown_keys(sku_body, _SKU_KEYS, f"{where}.sku")
+    sku_name = read_string(sku_body, "name", f"{where}.sku", DEFAULT_SKU_NAME)
     canonical = next((known for known in skus if known.lower() == sku_name.lower()), None)
     if canonical is None:
         raise ConfigError(f"{where}.sku.name: '{sku_name}' is not one of the configured skus {sorted(skus)}")
-    capacity = _integer(sku_body, "capacity", f"{where}.sku", skus[canonical].default, minimum=1)
+    capacity = read_integer(sku_body, "capacity", f"{where}.sku", skus[canonical].default, minimum=1)
     tags = body.get("tags")
     if tags is not None and not (isinstance(tags, dict) and all(isinstance(value, str) for value in tags.values())):
         raise ConfigError(f"{where}.tags: must be an object of strings")
     return SeedDeployment(name=name, model=model, sku_name=canonical, capacity=capacity, tags=tags)
-
-
-# --- small typed readers: each names the offending key in its error -------------------------------
-
-
-def _object(value: object, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: must be a JSON object")
-    return value
-
-
-def _list(value: object, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: must be a JSON array")
-    return value
-
-
-def _strings(value: object, where: str) -> list[str]:
-    items = _list(value, where)
-    if not all(isinstance(item, str) and item for item in items):
-        raise ConfigError(f"{where}: must be an array of non-empty strings")
-    return items
-
-
-def _integers(value: object, where: str) -> list[int]:
-    items = _list(value, where)
-    if not all(isinstance(item, int) and not isinstance(item, bool) for item in items):
-        raise ConfigError(f"{where}: must be an array of integers")
-    return items
-
-
-def _refuse_unknown_keys(body: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
-
-
-def _string(body: Mapping[str, Any], key: str, where: str, default: str) -> str:
-    value = body.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}.{key}: must be a string")
-    return value
-
-
-def _optional_string(body: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}.{key}: must be a string")
-    return value
-
-
-def _integer(body: Mapping[str, Any], key: str, where: str, default: int, *, minimum: int) -> int:
-    value = body.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{where}.{key}: must be an integer >= {minimum}")
-    return value
-
-
-def _number(body: Mapping[str, Any], key: str, where: str, default: float) -> float:
-    value = body.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{where}.{key}: must be a number >= 0")
-    return float(value)

@@ -12,10 +12,9 @@ from starlette.routing import BaseRoute, Route
 from .config import ConfigError
 from .errors import arm_error_body
 from .faults import FaultSpecError
+from .observe import LOG_SCOPES
 from .render import deployment_json, operation_json
 from .runtime import SimulatorRuntime
-
-SCOPES_IN_LOG = ("arm", "identity", "other")
 
 
 def _bad_request(code: str, message: str) -> JSONResponse:
@@ -76,8 +75,8 @@ def control_routes(runtime: SimulatorRuntime) -> list[BaseRoute]:
             runtime.observer.clear()
             return Response(status_code=204)
         scope = request.query_params.get("scope")
-        if scope is not None and scope not in SCOPES_IN_LOG:
-            return _bad_request("InvalidScope", f"scope must be one of {list(SCOPES_IN_LOG)}")
+        if scope is not None and scope not in LOG_SCOPES:
+            return _bad_request("InvalidScope", f"scope must be one of {list(LOG_SCOPES)}")
         return JSONResponse({"value": runtime.observer.select(scope)})
 
     async def state(request: Request) -> Response:

@@ -59,6 +59,23 @@ class SimulatorControl:
         created: dict[str, Any] = self._call("POST", "/faults", spec)
         return str(created["id"])
 
+    def throttle_data_plane(
+        self, retry_after_seconds: float = 1, *, count: int = 1, path_contains: str = "/chat/completions"
+    ) -> str:
+        """Answer the next `count` matching data-plane calls with Azure OpenAI's 429 and its retry headers."""
+        return self.add_fault(
+            scope="dataplane",
+            pathContains=path_contains,
+            status=429,
+            retryAfter=retry_after_seconds,
+            retryAfterMs=int(retry_after_seconds * 1000),
+            count=count,
+        )
+
+    def data_plane_endpoint(self, account_name: str) -> str:
+        """What `openai.AzureOpenAI(azure_endpoint=...)` takes for this account."""
+        return f"{self.base_url}/dataplane/{account_name}"
+
     def faults(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/faults")["value"]
         return result

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from .errors import arm_error_body, default_error_code
 
-SCOPES = ("arm", "identity", "any")
+SCOPES = ("arm", "identity", "dataplane", "any")
 UNLIMITED = -1
 _FAULT_KEYS = frozenset(
     {
@@ -67,8 +67,11 @@ class Fault:
         if self.remaining != UNLIMITED:
             self.remaining -= 1
 
-    def response(self, scope: str) -> JSONResponse:
-        """The injected error, in the error shape of the scope the request belongs to."""
+    def response(self, scope: str, default_message: str | None = None) -> JSONResponse:
+        """The injected error, in the error shape of the scope the request belongs to.
+
+        `default_message` is the scope's realistic text for this status, used when the fault names none.
+        """
         assert self.status is not None
         headers = dict(self.headers)
         if self.retry_after is not None:
@@ -76,10 +79,13 @@ class Fault:
             headers["Retry-After"] = str(int(self.retry_after)) if whole else str(self.retry_after)
         if self.retry_after_ms is not None:
             headers["retry-after-ms"] = str(self.retry_after_ms)
-        code = self.code or default_error_code(self.status)
-        message = self.message or f"Simulated fault {self.fault_id}: {code}."
+        # Azure OpenAI's gateway codes are mostly the bare status ("429"), unlike ARM's named codes.
+        code = self.code or (str(self.status) if scope == "dataplane" else default_error_code(self.status))
+        message = self.message or default_message or f"Simulated fault {self.fault_id}: {code}."
         if scope == "identity":
             body: dict[str, Any] = {"statusCode": self.status, "message": message}
+        elif scope == "dataplane":
+            body = {"error": {"code": code, "message": message}}
         else:
             body = arm_error_body(code, message)
         return JSONResponse(body, status_code=self.status, headers=headers)

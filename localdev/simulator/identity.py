@@ -25,6 +25,15 @@ IDENTITY_API_VERSION = "2019-08-01"
 ARM_AUDIENCES = frozenset(
     {"https://management.azure.com", "https://management.azure.com/", "https://management.core.windows.net/"}
 )
+# Azure OpenAI accepts tokens for Cognitive Services and, on newer resources, for Azure AI Foundry.
+DATA_PLANE_AUDIENCES = frozenset(
+    {
+        "https://cognitiveservices.azure.com",
+        "https://cognitiveservices.azure.com/",
+        "https://ai.azure.com",
+        "https://ai.azure.com/",
+    }
+)
 # Deterministic ids: the same client_id always maps to the same simulated user-assigned identity.
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:localdev:azure-simulator:identity")
 _SELECTOR_PARAMS = ("client_id", "mi_res_id", "object_id")
@@ -88,6 +97,13 @@ class TokenService:
 
     def verify_for_arm(self, authorization: str | None) -> dict[str, Any]:
         """Claims of a valid ARM token, else TokenRejected with the code real ARM uses."""
+        return self.verify(authorization, ARM_AUDIENCES)
+
+    def verify(self, authorization: str | None, audiences: frozenset[str]) -> dict[str, Any]:
+        """Claims of a valid token of this simulator for one of `audiences`, else TokenRejected.
+
+        The codes and messages are ARM's; other services reword them in their own error shape.
+        """
         if not authorization:
             raise TokenRejected("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
         scheme, _, token = authorization.partition(" ")
@@ -113,8 +129,8 @@ class TokenService:
         except jwt.InvalidTokenError:
             raise TokenRejected("InvalidAuthenticationToken", "The access token is invalid.") from None
         audience = claims.get("aud")
-        if audience not in ARM_AUDIENCES:
-            allowed = ",".join(f"'{value}'" for value in sorted(ARM_AUDIENCES))
+        if audience not in audiences:
+            allowed = ",".join(f"'{value}'" for value in sorted(audiences))
             raise TokenRejected(
                 "InvalidAuthenticationTokenAudience",
                 f"The access token has been obtained for wrong audience or resource '{audience}'. "

@@ -1,7 +1,8 @@
-"""What tests observe: a log of identity/ARM requests and counters (token requests, TCP connections)."""
+"""What tests observe: a log of identity/ARM/data-plane requests and counters (token requests, TCP connections)."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections import Counter, deque
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_LOGGED_REQUESTS = 10_000  # bounded so a long-running dev simulator does not grow forever
+LOG_SCOPES = ("arm", "identity", "dataplane", "other")
+MAX_LOGGED_STRING = 4_096
 
 
 @dataclass
@@ -50,6 +53,22 @@ def parse_logged_body(raw: bytes) -> Any:
         return None
 
 
+def elide_long_strings(value: Any) -> Any:
+    """Long strings (base64 images, mostly) replaced by their length and hash.
+
+    Keeps a log of 30 MB image requests small, while a test can still check that an image arrived
+    intact by comparing the hash.
+    """
+    if isinstance(value, str) and len(value) > MAX_LOGGED_STRING:
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        return f"<elided {len(value)} chars sha256={digest}>"
+    if isinstance(value, list):
+        return [elide_long_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {key: elide_long_strings(item) for key, item in value.items()}
+    return value
+
+
 @dataclass
 class Observer:
     records: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=MAX_LOGGED_REQUESTS))
@@ -88,5 +107,5 @@ class Observer:
         return {
             "tokenRequests": dict(self.token_requests),
             "connections": len(self.connections),
-            "requests": {scope: self.request_counts[scope] for scope in ("arm", "identity", "other")},
+            "requests": {scope: self.request_counts[scope] for scope in LOG_SCOPES},
         }

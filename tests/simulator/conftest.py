@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 import pytest
 import requests
+from azure.identity import ManagedIdentityCredential, get_bearer_token_provider
 
 from localdev.simulator import RunningSimulator, start_in_thread
 from localdev.simulator.control_client import SimulatorControl
@@ -146,3 +149,133 @@ def arm(simulator: RunningSimulator, control: SimulatorControl) -> Iterator[Arm]
     control.clear_requests()  # the token fetch above is setup, not the test's traffic
     yield client
     client.session.close()
+
+
+# --- the Azure OpenAI data plane ------------------------------------------------------------------
+
+COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
+DATA_PLANE_API_VERSION = "2024-10-21"
+DP_ACCOUNT = "aoai-dataplane"
+CHAT_DEPLOYMENT = "chat"
+CHAT_MODEL = "gpt-4o-mini"
+BASE_MODEL = "gpt-4o-mini-2024-07-18"
+SUCCEEDED_JOB = "ftjob-5f1e0c7a9b2d4e6f"
+SUCCEEDED_JOB_MODEL = f"{BASE_MODEL}.ft-5f1e0c7a9b2d4e6f"
+CHECKPOINT_IDS = ("ftchkpt-aaa010", "ftchkpt-aaa020", "ftchkpt-aaa030")
+RUNNING_JOB = "ftjob-running01"
+FAILED_JOB = "ftjob-failed01"
+
+DATAPLANE_CONFIG: dict[str, Any] = {
+    "provisioningDelaySeconds": DELAY,
+    "retryAfterSeconds": 0,
+    "accounts": [
+        {
+            "subscriptionId": SUB,
+            "resourceGroup": RG,
+            "accountName": DP_ACCOUNT,
+            "location": "eastus2",
+            "models": [CHAT_MODEL],
+            "deployments": [
+                {
+                    "name": CHAT_DEPLOYMENT,
+                    "model": {"format": "OpenAI", "name": CHAT_MODEL, "version": "2024-07-18"},
+                    "sku": {"name": "GlobalStandard", "capacity": 10},
+                }
+            ],
+            "fineTuningJobs": [
+                {
+                    "id": SUCCEEDED_JOB,
+                    "model": BASE_MODEL,
+                    "status": "succeeded",
+                    "suffix": "support",
+                    "checkpoints": [
+                        {"id": checkpoint_id, "step": 10 * (index + 1)}
+                        for index, checkpoint_id in enumerate(CHECKPOINT_IDS)
+                    ],
+                },
+                {"id": RUNNING_JOB, "model": BASE_MODEL, "status": "running", "checkpoints": [{"step": 5}]},
+                {
+                    "id": FAILED_JOB,
+                    "model": BASE_MODEL,
+                    "status": "failed",
+                    "error": {"code": "invalidTrainingFile", "message": "Line 3 is not valid JSON."},
+                },
+            ],
+        }
+    ],
+}
+
+
+@dataclass
+class DataPlane:
+    """The data-plane account of DATAPLANE_CONFIG, reached the way the service reaches Azure OpenAI."""
+
+    base_url: str
+    token_provider: Callable[[], str]
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url}/dataplane/{DP_ACCOUNT}"
+
+    def client(self, **options: Any) -> openai.AzureOpenAI:
+        return openai.AzureOpenAI(
+            azure_endpoint=self.endpoint,
+            azure_ad_token_provider=self.token_provider,
+            api_version=DATA_PLANE_API_VERSION,
+            **options,
+        )
+
+    def async_client(self, **options: Any) -> openai.AsyncAzureOpenAI:
+        sync_provider = self.token_provider
+
+        async def provider() -> str:
+            # azure.identity.aio needs aiohttp, which is not installed; the sync credential in a thread
+            # is the same token source.
+            return await asyncio.to_thread(sync_provider)
+
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=self.endpoint,
+            azure_ad_token_provider=provider,
+            api_version=DATA_PLANE_API_VERSION,
+            **options,
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        api_version: str | None = DATA_PLANE_API_VERSION,
+        headers: dict[str, str] | None = None,
+        account: str = DP_ACCOUNT,
+    ) -> requests.Response:
+        """A raw call, for what the SDK would not send; `headers` replace the bearer token when given."""
+        sent = headers if headers is not None else {"Authorization": f"Bearer {self.token_provider()}"}
+        params = {"api-version": api_version} if api_version else None
+        url = f"{self.base_url}/dataplane/{account}/openai{path}"
+        return self.session.request(method, url, params=params, json=body, headers=sent, timeout=30)
+
+    def chat(self, body: Any, deployment: str = CHAT_DEPLOYMENT, **options: Any) -> requests.Response:
+        return self.call("POST", f"/deployments/{deployment}/chat/completions", body, **options)
+
+
+@pytest.fixture
+def dataplane(
+    simulator: RunningSimulator, control: SimulatorControl, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DataPlane]:
+    """DATAPLANE_CONFIG loaded, and a token provider backed by the real ManagedIdentityCredential."""
+    control.set_config(DATAPLANE_CONFIG)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", simulator.token_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_SECRET)
+    for unrelated in ("MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT"):
+        monkeypatch.delenv(unrelated, raising=False)
+    credential = ManagedIdentityCredential()
+    provider = get_bearer_token_provider(credential, COGNITIVE_SCOPE)
+    provider()  # fetch once now, so the test's own traffic starts with a cached token
+    control.clear_requests()
+    data_plane = DataPlane(simulator.base_url, provider)
+    yield data_plane
+    data_plane.session.close()
+    credential.close()
