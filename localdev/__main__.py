@@ -15,12 +15,13 @@ import tempfile
 from pathlib import Path
 
 from . import host
-from .wiring import DEMO_ACCOUNTS, free_port, service_environment, simulator_config, start_simulator, stop
+from .wiring import DEMO_ACCOUNTS, service_environment, simulator_config, start_simulator, stop
 
 
 def banner(base: str, simulator: str) -> str:
     model = DEMO_ACCOUNTS[0].models[0]
     east_model = DEMO_ACCOUNTS[1].models[0]
+    job = DEMO_ACCOUNTS[0].fine_tuning_jobs[0]["id"]
     api = f"{base}/api"
     return f"""
 Service:   {api}   (accounts: {", ".join(a.alias for a in DEMO_ACCOUNTS)}; default {DEMO_ACCOUNTS[0].alias})
@@ -40,6 +41,15 @@ Try it:
   # list, then delete (202, then 204 once gone)
   curl -s {api}/deployments
   curl -i -X DELETE {api}/deployments/support-bot
+  # chat through the managed identity (the openai SDK works too: azure_endpoint="{api}")
+  curl -s '{api}/openai/deployments/vision/chat/completions?api-version=2024-10-21' \\
+       -H 'Content-Type: application/json' -d '{{"messages": [{{"role": "user", "content": "Hello"}}]}}'
+  # image analysis, as the original process_image sample
+  curl -s -X POST '{api}/process_image?instructions=Describe+this+image' --data-binary @some.png
+  # a fine-tuning job, and deploying what it produced
+  curl -s {api}/fine_tuning/jobs/{job}
+  curl -i -X POST '{api}/fine_tuning/jobs/{job}/deploy?wait=30' -H 'Content-Type: application/json' \\
+       -d '{{"deployment": "from-job"}}'
 """
 
 
@@ -52,21 +62,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    simulator_port = args.simulator_port or free_port()
-    simulator_url = f"http://127.0.0.1:{simulator_port}"
     identity_header = secrets.token_urlsafe(24)
     config = simulator_config(provisioningDelaySeconds=args.provisioning_delay, retryAfterSeconds=2)
     with tempfile.TemporaryDirectory(prefix="localdev-") as folder:
         config_path = Path(folder) / "simulator.json"
         config_path.write_text(json.dumps(config), encoding="utf-8")
-        simulator = start_simulator(simulator_port, config_path, identity_header, log_path=Path(folder) / "sim.log")
+        simulator = start_simulator(config_path, identity_header, Path(folder) / "sim.log", port=args.simulator_port)
         try:
-            os.environ.update(service_environment(simulator_url, identity_header, ARM_POLL_INTERVAL_SECONDS="2"))
-            print(banner(f"http://127.0.0.1:{args.port}", simulator_url))
+            os.environ.update(service_environment(simulator.url, identity_header, ARM_POLL_INTERVAL_SECONDS="2"))
+            print(banner(f"http://127.0.0.1:{args.port}", simulator.url))
             sys.stdout.flush()
             host.serve(args.port)
         finally:
-            stop(simulator)
+            stop(simulator.process)
 
 
 if __name__ == "__main__":

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     if applied:
         log.info("Loaded %d setting(s) from %s", len(applied), args.settings)
     prefix = route_prefix_from_host_json()
-    print(f"Functions:\n{describe(registered_functions(), f'http://{args.host}:{args.port}', prefix)}")
+    print(f"Functions:\n{describe(registered_functions(), '', prefix)}")
     sys.stdout.flush()
     serve(args.port, host=args.host, function_key=args.function_key)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,29 +141,20 @@ def service_environment(
     }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass
+class Started:
+    """A child process serving HTTP on loopback, and the base URL it reported."""
+
+    process: subprocess.Popen[bytes]
+    url: str
 
 
-def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen[Any] | None = None) -> None:
-    """Wait until `url` answers any HTTP status (the server is up)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout:g} s")
+# Each child binds port 0 and reports the port it got, so no other process can take it in between.
+_SIMULATOR_READY = re.compile(rb"Azure simulator listening on (http://127\.0\.0\.1:\d+)")
+_HOST_READY = re.compile(rb"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
-def start_simulator(
-    port: int, config_path: Path, identity_header: str, *, log_path: Path | None = None
-) -> subprocess.Popen[bytes]:
+def start_simulator(config_path: Path, identity_header: str, log_path: Path, *, port: int = 0) -> Started:
     command = [
         sys.executable,
         "-m",
@@ -177,12 +166,12 @@ def start_simulator(
         "--identity-header",
         identity_header,
     ]
-    return _start(command, dict(os.environ), f"http://127.0.0.1:{port}/_sim/health", log_path)
+    return _start(command, dict(os.environ), _SIMULATOR_READY, log_path)
 
 
 def start_host(
-    port: int, environment: Mapping[str, str], *, log_path: Path | None = None, extra_args: tuple[str, ...] = ()
-) -> subprocess.Popen[bytes]:
+    environment: Mapping[str, str], log_path: Path, *, port: int = 0, extra_args: tuple[str, ...] = ()
+) -> Started:
     command = [
         sys.executable,
         "-m",
@@ -194,20 +183,25 @@ def start_host(
         os.devnull,
         *extra_args,
     ]
-    return _start(command, dict(environment), f"http://127.0.0.1:{port}/", log_path)
+    return _start(command, dict(environment), _HOST_READY, log_path)
 
 
-def _start(
-    command: list[str], environment: dict[str, str], ready_url: str, log_path: Path | None
-) -> subprocess.Popen[bytes]:
-    output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=output)
-    try:
-        wait_for_http(ready_url, process=process)
-    except Exception:
-        stop(process)
-        raise
-    return process
+def _start(command: list[str], environment: dict[str, str], ready: re.Pattern[bytes], log_path: Path) -> Started:
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as output:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=output)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            match = ready.search(log.read())
+        if match:
+            return Started(process, match.group(1).decode())
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop(process)
+    raise RuntimeError(f"{' '.join(command[1:4])} did not start; see {log_path}")
 
 
 def stop(process: subprocess.Popen[Any]) -> None:

@@ -17,14 +17,7 @@ import pytest
 import requests
 
 from localdev.simulator.control_client import SimulatorControl
-from localdev.wiring import (
-    free_port,
-    service_environment,
-    simulator_config,
-    start_host,
-    start_simulator,
-    stop,
-)
+from localdev.wiring import service_environment, simulator_config, start_host, start_simulator, stop
 
 # Short waits so the suite stays quick; the behaviour is the same as with the defaults.
 TUNING = {
@@ -76,11 +69,11 @@ class Stack:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.identity_header = secrets.token_urlsafe(16)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         config_path = folder / "simulator.json"
         config_path.write_text(json.dumps(BASE_CONFIG), encoding="utf-8")
-        self.process = start_simulator(self.port, config_path, self.identity_header, log_path=folder / "sim.log")
+        simulator = start_simulator(config_path, self.identity_header, folder / "sim.log")
+        self.process = simulator.process
+        self.url = simulator.url
         self.control = SimulatorControl(self.url)
         self.hosts: list[subprocess.Popen[bytes]] = []
 
@@ -91,10 +84,10 @@ class Stack:
         return {**base, **service_environment(self.url, self.identity_header, **TUNING), **overrides}
 
     def start_host(self, *extra_args: str, **overrides: str) -> Api:
-        port = free_port()
-        log_path = self.folder / f"host-{port}.log"
-        self.hosts.append(start_host(port, self.environment(**overrides), log_path=log_path, extra_args=extra_args))
-        return Api(f"http://127.0.0.1:{port}")
+        log_path = self.folder / f"host-{len(self.hosts)}.log"
+        host = start_host(self.environment(**overrides), log_path, extra_args=extra_args)
+        self.hosts.append(host.process)
+        return Api(host.url)
 
     def close(self) -> None:
         for host in self.hosts:
