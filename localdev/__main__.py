@@ -1,7 +1,8 @@
 """Run the service locally against the Azure simulator: `python -m localdev [--port 7071]`.
 
-Starts the simulator (managed-identity endpoint + ARM) as a child process on loopback, points the app's
-settings at it, prints the URL and some copy-paste curl lines, then serves the app like `func start`.
+Starts the simulator (managed-identity endpoint, ARM, Azure OpenAI data plane) and Azurite (the audit
+trail's Table Storage) as child processes on loopback, points the app's settings at them (AUTH_MODE=none),
+prints the URL and some copy-paste curl lines, then serves the app like `func start`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from . import host
+from .azurite import start_azurite
 from .wiring import DEMO_ACCOUNTS, service_environment, simulator_config, start_simulator, stop
 
 
@@ -38,6 +40,8 @@ Try it:
   # deploy a model that lives in the 'east' account into 'main' (cross-region)
   curl -i -X PUT '{api}/deployments/east-model?wait=30' -H 'Content-Type: application/json' \\
        -d '{{"model": "{east_model}", "source": "east"}}'
+  # the audit trail of every change (stored in Azurite's Table Storage)
+  curl -s {api}/audit
   # list, then delete (202, then 204 once gone)
   curl -s {api}/deployments
   curl -i -X DELETE {api}/deployments/support-bot
@@ -68,12 +72,24 @@ def main(argv: list[str] | None = None) -> None:
         config_path = Path(folder) / "simulator.json"
         config_path.write_text(json.dumps(config), encoding="utf-8")
         simulator = start_simulator(config_path, identity_header, Path(folder) / "sim.log", port=args.simulator_port)
+        storage = Path(folder) / "azurite"
+        storage.mkdir()
+        azurite = start_azurite(storage, Path(folder) / "azurite.log")
         try:
-            os.environ.update(service_environment(simulator.url, identity_header, ARM_POLL_INTERVAL_SECONDS="2"))
+            os.environ.update(
+                service_environment(
+                    simulator.url,
+                    identity_header,
+                    ARM_POLL_INTERVAL_SECONDS="2",
+                    AUTH_MODE="none",
+                    AzureWebJobsStorage=azurite.connection_string,
+                )
+            )
             print(banner(f"http://127.0.0.1:{args.port}", simulator.url))
             sys.stdout.flush()
             host.serve(args.port)
         finally:
+            azurite.stop()
             stop(simulator.process)
 
 

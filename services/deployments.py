@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic import ValidationError as PydanticValidationError
 
 from .arm import ArmClient, ArmResponse, LongRunningOperation, PollOutcome
+from .audit import AuditRecord, AuditTrail
 from .errors import (
     ConflictError,
     DeploymentNotFound,
@@ -267,14 +270,40 @@ class DeploymentService:
     # Mutations
 
     def put(
-        self, alias: str | None, name: str, raw_body: bytes, *, wait: str | None = None, request_id: str | None = None
+        self,
+        alias: str | None,
+        name: str,
+        raw_body: bytes,
+        *,
+        wait: str | None = None,
+        request_id: str | None = None,
+        audit: AuditTrail | None = None,
+        action: str | None = None,
+        asked: dict[str, Any] | None = None,
     ) -> OperationResult:
+        """Create or update; `action` and `asked` let deploy-from-job record itself as such in the audit trail."""
         account = self.settings.account(alias)
         _check_name(name)
         request = parse_model(DeploymentRequest, parse_json_object(raw_body, example=PUT_EXAMPLE))
         wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
         source_id = self._source_id(request.source)
         deadline = self.arm.retry.clock() + wait_seconds
+        summary = {**(asked or {}), **request.model_dump(exclude_none=True, exclude={"tags"})}
+        with _audited(audit, action or "create", account, name, summary) as entry:
+            result = self._put(account, name, request, source_id, deadline, request_id)
+            if entry is not None and action is None and result.outcome != "created":
+                entry.action = "update"
+            return _noted(entry, result)
+
+    def _put(
+        self,
+        account: Account,
+        name: str,
+        request: DeploymentRequest,
+        source_id: str | None,
+        deadline: float,
+        request_id: str | None,
+    ) -> OperationResult:
         with self._account_lock(account):
             current = self._current(account, name, request_id)
             desired = _desired(request, source_id, current)
@@ -302,7 +331,14 @@ class DeploymentService:
             return self._finish("PUT", account, name, response, deadline, done, request_id)
 
     def scale(
-        self, alias: str | None, name: str, raw_body: bytes, *, wait: str | None = None, request_id: str | None = None
+        self,
+        alias: str | None,
+        name: str,
+        raw_body: bytes,
+        *,
+        wait: str | None = None,
+        request_id: str | None = None,
+        audit: AuditTrail | None = None,
     ) -> OperationResult:
         account = self.settings.account(alias)
         _check_name(name)
@@ -317,6 +353,12 @@ class DeploymentService:
             raise ValidationError(f"Nothing to change. Send for example {PATCH_EXAMPLE}.", code="MissingRequestBody")
         wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
         deadline = self.arm.retry.clock() + wait_seconds
+        with _audited(audit, "scale", account, name, request.model_dump(exclude_none=True)) as entry:
+            return _noted(entry, self._scale(account, name, request, deadline, request_id))
+
+    def _scale(
+        self, account: Account, name: str, request: ScaleRequest, deadline: float, request_id: str | None
+    ) -> OperationResult:
         with self._account_lock(account):
             current = self._current(account, name, request_id)
             if current is None:
@@ -339,12 +381,22 @@ class DeploymentService:
             return self._finish("PATCH", account, name, response, deadline, "updated", request_id)
 
     def delete(
-        self, alias: str | None, name: str, *, wait: str | None = None, request_id: str | None = None
+        self,
+        alias: str | None,
+        name: str,
+        *,
+        wait: str | None = None,
+        request_id: str | None = None,
+        audit: AuditTrail | None = None,
     ) -> OperationResult:
         account = self.settings.account(alias)
         _check_name(name)
         wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
         deadline = self.arm.retry.clock() + wait_seconds
+        with _audited(audit, "delete", account, name, {}) as entry:
+            return _noted(entry, self._delete(account, name, deadline, request_id))
+
+    def _delete(self, account: Account, name: str, deadline: float, request_id: str | None) -> OperationResult:
         with self._account_lock(account):
             current = self._current(account, name, request_id)
             if current is None:
@@ -528,6 +580,27 @@ class DeploymentService:
 
     def _resource_url(self, account: Account, name: str) -> str:
         return self.arm.url(self._resource_path(account, name))
+
+
+@contextmanager
+def _audited(
+    audit: AuditTrail | None, action: str, account: Account, name: str, asked: dict[str, Any]
+) -> Iterator[AuditRecord | None]:
+    """The audit record of a mutation (written before any ARM call), or nothing when not audited."""
+    if audit is None:
+        yield None
+        return
+    with audit.record(action, account.alias, name, asked) as entry:
+        yield entry
+
+
+def _noted(entry: AuditRecord | None, result: OperationResult) -> OperationResult:
+    """Put what the caller is about to get into the audit record."""
+    if entry is not None:
+        state = result.deployment.get("provisioningState") if result.deployment else None
+        entry.outcome = {"status": result.status, "provisioningState": state, "code": None}
+        entry.arm_correlation_id = result.correlation_id
+    return result
 
 
 class _TimedLock:

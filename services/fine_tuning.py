@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
+from .audit import AuditTrail
 from .deployments import DeploymentRequest, OperationResult, SkuRequest, get_service, parse_model
 from .errors import ServiceError, ValidationError
 from .inference import InferenceGateway, ProxyResponse, get_gateway
@@ -82,6 +83,7 @@ async def deploy_from_job(
     *,
     wait: str | None,
     request_id: str,
+    audit: AuditTrail | None = None,
     gateway: InferenceGateway | None = None,
 ) -> OperationResult | ProxyResponse:
     """Deploy the job's fine-tuned model (or one of its checkpoints) as PUT /deployments/{name} would."""
@@ -104,8 +106,17 @@ async def deploy_from_job(
     body = {"model": model, **fields}
     parse_model(DeploymentRequest, body)  # the same checks PUT applies, before anything is sent
     service = get_service()
+    asked = {"job": job_id, "checkpoint": request.checkpoint}
     return await run_blocking(
-        service.put, job["account"], request.deployment, json.dumps(body).encode(), wait=wait, request_id=request_id
+        service.put,
+        job["account"],
+        request.deployment,
+        json.dumps(body).encode(),
+        wait=wait,
+        request_id=request_id,
+        audit=audit,
+        action="deploy_from_job",
+        asked=asked,
     )
 
 

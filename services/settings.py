@@ -40,6 +40,18 @@ PRIMARY_SETTINGS = (
     "AZURE_OPENAI_SCOPE",
     "IMAGE_ANALYSIS_ACCOUNT",
     "IMAGE_ANALYSIS_DEPLOYMENT",
+    "AUTH_MODE",
+    "AUDIT_TABLE",
+)
+# Set by the Functions platform (or its storage binding conventions) and read by the code as well.
+PLATFORM_SETTINGS = (
+    "WEBSITE_AUTH_ENABLED",
+    "WEBSITE_INSTANCE_ID",
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
 )
 # The names the original image-analysis sample used; still honoured.
 LEGACY_SETTINGS = ("GPT4V_ENDPOINT", "GPT4V_DEPLOYMENT")
@@ -60,7 +72,7 @@ TUNING_SETTINGS = (
     "INFERENCE_RETRY_MAX_WAIT_MS",
     "INFERENCE_POOL_SIZE",
 )
-APP_SETTINGS = PRIMARY_SETTINGS + LEGACY_SETTINGS + TUNING_SETTINGS
+APP_SETTINGS = PRIMARY_SETTINGS + LEGACY_SETTINGS + TUNING_SETTINGS + PLATFORM_SETTINGS
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _ACCOUNT_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from localdev.azurite import Azurite, start_azurite
 from localdev.simulator.control_client import SimulatorControl
 from localdev.wiring import service_environment, simulator_config, start_host, start_simulator, stop
 
@@ -68,6 +69,9 @@ class Stack:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        storage = folder / "azurite"
+        storage.mkdir()
+        self.azurite: Azurite = start_azurite(storage, folder / "azurite.log")
         self.identity_header = secrets.token_urlsafe(16)
         config_path = folder / "simulator.json"
         config_path.write_text(json.dumps(BASE_CONFIG), encoding="utf-8")
@@ -81,7 +85,8 @@ class Stack:
         import os
 
         base = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "IDENTITY_", "MSI_"))}
-        return {**base, **service_environment(self.url, self.identity_header, **TUNING), **overrides}
+        local = {"AUTH_MODE": "none", "AzureWebJobsStorage": self.azurite.connection_string}
+        return {**base, **service_environment(self.url, self.identity_header, **TUNING), **local, **overrides}
 
     def start_host(self, *extra_args: str, **overrides: str) -> Api:
         log_path = self.folder / f"host-{len(self.hosts)}.log"
@@ -93,6 +98,7 @@ class Stack:
         for host in self.hosts:
             stop(host)
         stop(self.process)
+        self.azurite.stop()
 
 
 @pytest.fixture(scope="session")

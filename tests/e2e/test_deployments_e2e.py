@@ -385,7 +385,7 @@ def test_missing_setting_is_500_configuration_error_naming_it(stack: Stack, sim:
 
 
 def test_function_keys_are_checked_when_the_host_is_given_one(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host("--function-key", "local-key-1")
+    api = stack.start_host("--function-key", "local-key-1", AUTH_MODE="keys")
     assert api.get().status_code == 401
     assert api.call("GET", "/deployments", headers={"x-functions-key": "local-key-1"}).status_code == 200
     assert api.call("GET", "/deployments", params={"code": "local-key-1"}).status_code == 200

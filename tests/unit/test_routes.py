@@ -16,7 +16,7 @@ def documented_routes() -> set[tuple[str, str, str, str]]:
     rows = set()
     for line in table.splitlines():
         cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and re.match(r"^[a-z_]+$", cells[0]):
+        if len(cells) == 5 and re.match(r"^[a-z_]+$", cells[0]):
             rows.add((cells[0], cells[1], cells[2], cells[3]))
     return rows
 

@@ -91,9 +91,9 @@ def test_every_setting_the_code_reads_is_registered() -> None:
     root = Path(__file__).resolve().parents[2]
     sources = [root / "function_app.py", *sorted((root / "services").glob("*.py"))]
     pattern = re.compile(
-        r"""(?:environ\.get|env\.get|_number\(env,|_url\(env,|_api_version\(env,)\s*\(?\s*["']([A-Z][A-Z0-9_]+)["']"""
+        r"""(?:environ\.get|env\.get|_number\(env,|_url\(env,|_api_version\(env,)\s*\(?\s*["']([A-Za-z][A-Za-z0-9_]+)["']"""
     )
     read = {name for path in sources for name in pattern.findall(path.read_text(encoding="utf-8"))}
     assert read, "the pattern found no settings: it is out of date"
     assert read <= set(APP_SETTINGS), sorted(read - set(APP_SETTINGS))
-    assert {"AZURE_OPENAI_ACCOUNTS", "ARM_CONFLICT_RETRY_SECONDS", "BLOCKING_THREADS"} <= read
+    assert {"AZURE_OPENAI_ACCOUNTS", "ARM_CONFLICT_RETRY_SECONDS", "BLOCKING_THREADS", "AzureWebJobsStorage"} <= read

@@ -1,0 +1,76 @@
+"""Azurite, the real Azure Storage emulator (npm package `azurite`), as the audit trail's Table Storage.
+
+Installed by `bin/tools` into localdev/azurite/node_modules from the lockfile. Each run gets its own
+storage account whose key is made up at start, so no key is ever written into the repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .wiring import PROJECT_ROOT, stop
+
+AZURITE_TABLE = PROJECT_ROOT / "localdev" / "azurite" / "node_modules" / ".bin" / "azurite-table"
+ACCOUNT = "localaudit"
+
+
+@dataclass
+class Azurite:
+    process: subprocess.Popen[bytes]
+    port: int
+    key: str
+
+    @property
+    def connection_string(self) -> str:
+        """The form Functions reads from AzureWebJobsStorage, pointing at this emulator."""
+        endpoint = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={self.key};TableEndpoint={endpoint};"
+        )
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+def start_azurite(folder: Path, log_path: Path, attempts: int = 3) -> Azurite:
+    """Start Azurite's Table service on a free loopback port, storing its data under `folder`."""
+    if not AZURITE_TABLE.exists():
+        raise RuntimeError(f"Azurite is not installed ({AZURITE_TABLE} is missing): run bin/tools first.")
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    environment = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{key}"}
+    for _ in range(attempts):
+        port = _free_port()  # Azurite cannot report a port it chose itself, so one is picked for it
+        command = [
+            str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort", str(port),
+            "--location", str(folder), "--skipApiVersionCheck", "--disableProductStyleUrl",
+        ]
+        with open(log_path, "ab") as output:
+            process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
+        if _wait_listening(port, process):
+            return Azurite(process, port, key)
+        stop(process)
+    raise RuntimeError(f"Azurite did not start; see {log_path}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
