@@ -19,7 +19,7 @@ from services.auth import ANONYMOUS, RequestContext, Role, authorize, host_check
 from services.deployments import OperationResult, get_service
 from services.errors import ServiceError
 from services.inference import ProxyResponse
-from services.web import MAX_JSON_BODY_BYTES, request_id_from, run_blocking
+from services.web import MAX_JSON_BODY_BYTES, check_json_content_type, request_id_from, run_blocking
 
 ROUTE_PREFIX = "/api"  # host.json keeps the Functions default routePrefix "api"
 MAX_INFERENCE_BODY_BYTES = 100 * 1024 * 1024  # the host's own limit; the service applies its lower setting
@@ -132,6 +132,7 @@ async def process_image(req: Request) -> Response:
             caller=c.caller_id,
         ),
         body_limit=MAX_IMAGE_BODY_BYTES,
+        json_body=False,  # the raw image, whatever Content-Type the caller sent (the original contract)
     )
 
 
@@ -214,12 +215,16 @@ async def _read_body(req: Request, limit: int) -> bytes:
     return b"".join(chunks)[: limit + 1]
 
 
-async def _respond(req: Request, role: Role | None, call: Call, *, body_limit: int = 0) -> Response:
+async def _respond(
+    req: Request, role: Role | None, call: Call, *, body_limit: int = 0, json_body: bool = True
+) -> Response:
     """Authorize, read the body (only then), call the service, and map what comes back."""
     request_id = request_id_from(req.headers)
     headers = {"x-request-id": request_id}
     try:
         caller = authorize(req.headers, role) if role is not None else ANONYMOUS
+        if body_limit and json_body:
+            check_json_content_type(req.headers.get("content-type"))
         body = await _read_body(req, body_limit) if body_limit else b""
         result = await call(RequestContext(request_id, caller), body)
     except ServiceError as error:

@@ -31,9 +31,7 @@ class Azurite:
     def connection_string(self) -> str:
         """The form Functions reads from AzureWebJobsStorage, pointing at this emulator."""
         endpoint = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={self.key};TableEndpoint={endpoint};"
-        )
+        return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={self.key};TableEndpoint={endpoint};"
 
     def stop(self) -> None:
         stop(self.process)
@@ -48,8 +46,15 @@ def start_azurite(folder: Path, log_path: Path, attempts: int = 3) -> Azurite:
     for _ in range(attempts):
         port = _free_port()  # Azurite cannot report a port it chose itself, so one is picked for it
         command = [
-            str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort", str(port),
-            "--location", str(folder), "--skipApiVersionCheck", "--disableProductStyleUrl",
+            str(AZURITE_TABLE),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(port),
+            "--location",
+            str(folder),
+            "--skipApiVersionCheck",
+            "--disableProductStyleUrl",
         ]
         with open(log_path, "ab") as output:
             process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)

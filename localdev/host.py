@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 log = logging.getLogger("localdev.host")
+access = logging.getLogger("localdev.host.access")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's request length limit
+MAX_HEADER_BYTES = 32 * 1024  # Kestrel's default limit on all request headers together
 _PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(\?)?(?::[^}]*)?\}")
 
 
@@ -131,6 +134,21 @@ def _endpoint(function: HttpFunction, function_key: str | None) -> Callable[[Req
     is_async = inspect.iscoroutinefunction(function.handler)
 
     async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _call(request)
+        # The host's own access line: no query string, which can carry caller text (process_image's instructions).
+        access.info(
+            "%s %s -> %d (%.1f ms)",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    async def _call(request: Request) -> Response:
+        if sum(len(name) + len(value) for name, value in request.headers.raw) > MAX_HEADER_BYTES:
+            return PlainTextResponse("Request headers too large.", status_code=431)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
             return PlainTextResponse("Request body too large.", status_code=413)
@@ -198,7 +216,7 @@ def serve(port: int, *, host: str = "127.0.0.1", function_key: str | None = None
 
     configure_logging()
     asgi = build_app(registered_functions(), route_prefix=route_prefix_from_host_json(), function_key=function_key)
-    uvicorn.run(asgi, host=host, port=port, log_level=os.environ.get("LOCALDEV_LOG_LEVEL", "info"))
+    uvicorn.run(asgi, host=host, port=port, log_level=os.environ.get("LOCALDEV_LOG_LEVEL", "info"), access_log=False)
 
 
 def describe(functions: Iterable[HttpFunction], base_url: str, prefix: str) -> str:

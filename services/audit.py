@@ -251,9 +251,7 @@ def store_from_environment(env: Mapping[str, str], auth_mode: str) -> AuditStore
     if endpoint:
         from azure.data.tables import TableClient
 
-        return TableAuditStore(
-            TableClient(endpoint, table_name=table, credential=_storage_credential(env), **_BOUNDS)
-        )
+        return TableAuditStore(TableClient(endpoint, table_name=table, credential=_storage_credential(env), **_BOUNDS))
     if auth_mode == "none":
         log.warning("No AzureWebJobsStorage setting: audit records go to the log (local development, AUTH_MODE=none).")
         return LogAuditStore()

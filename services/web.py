@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .errors import PayloadTooLarge, ValidationError
+from .errors import PayloadTooLarge, ServiceError, ValidationError
 
 MAX_JSON_BODY_BYTES = 64 * 1024
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
@@ -52,12 +52,29 @@ def parse_json_object(raw: bytes, *, example: str, max_bytes: int = MAX_JSON_BOD
             f"The request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.",
             code="InvalidJson",
         ) from None
+    except RecursionError:
+        raise ValidationError("The request body nests JSON too deeply.", code="InvalidJson") from None
     if not isinstance(data, dict):
         raise ValidationError(
             f"The request body must be a JSON object, for example {example}; got {type(data).__name__}.",
             code="InvalidJson",
         )
     return data
+
+
+def check_json_content_type(content_type: str | None) -> None:
+    """A JSON route refuses a body declared as something else (e.g. curl -d's form encoding); none is fine."""
+    if not content_type:
+        return
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return
+    raise ServiceError(
+        f"Content-Type '{media_type[:60]}' is not JSON: send the body as application/json "
+        "(curl: -H 'Content-Type: application/json').",
+        code="UnsupportedMediaType",
+        status=415,
+    )
 
 
 def parse_wait(raw: str | None, maximum: int) -> int:
