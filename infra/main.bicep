@@ -1,0 +1,275 @@
+// The fine-tuned model deployment service: a Python Function App on the Flex Consumption plan that acts on
+// Azure OpenAI accounts only through its managed identity. Deployed by `azd up` (infra/main.parameters.json)
+// and by .github/workflows/app.yml (infra/main.bicepparam). See docs/deploy.md.
+//
+// Resources (in one resource group): Flex Consumption plan and Function App with App Service Authentication,
+// storage account (keyless) with the deployment container and the audit table, Log Analytics workspace and
+// Application Insights (local auth off), optional user-assigned identity, and role assignments: data roles on
+// the storage account and Application Insights, and roles on each Azure OpenAI account (in their own
+// resource groups and subscriptions).
+targetScope = 'subscription'
+
+@description('Environment name (azd environment): resource names and the azd-env-name tag derive from it.')
+@minLength(1)
+@maxLength(64)
+param environmentName string
+
+@description('Azure region of the Function App and its resources. Flex Consumption must be offered there.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create or update. Empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Function App name (globally unique). Empty: func-<token>.')
+param functionAppName string = ''
+
+@description('Storage account name (globally unique, 3-24 lowercase letters and digits). Empty: st<token>.')
+param storageAccountName string = ''
+
+@description('Name of a user-assigned managed identity to create and use instead of the system-assigned one for storage, telemetry and Azure OpenAI (sets AZURE_CLIENT_ID). Empty: system-assigned only.')
+param userAssignedIdentityName string = ''
+
+@description('Python version of the Flex Consumption runtime.')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Instance memory of the Flex Consumption plan, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most instances the app scales out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Concurrent HTTP requests per instance before the platform adds one (the app is async).')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
+
+@description('Spread the plan across availability zones (keeps at least two always-ready instances billed).')
+param zoneRedundant bool = false
+
+@description('Azure OpenAI accounts the service manages, by alias: {"<alias>": {"subscriptionId", "resourceGroup", "accountName", "endpoint", "inferenceDeployments"}}. endpoint is the data-plane URL (https://<name>.openai.azure.com/); inferenceDeployments a list of deployment names or ["*"]. The app\'s identity gets Cognitive Services OpenAI Contributor on each.')
+param openAiAccounts object
+
+@description('Accounts used only as the source of cross-region or cross-subscription deploys (same shape, same tenant). They are added to AZURE_OPENAI_ACCOUNTS so a deploy can name them as source, and the identity gets only sourceAccountRoleDefinitionId on them.')
+param sourceOpenAiAccounts object = {}
+
+@description('Role granted on source accounts. Default: Cognitive Services OpenAI User (read models, deployments and fine-tuning jobs; no writes, no keys). See docs/deploy.md.')
+param sourceAccountRoleDefinitionId string = '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
+
+@description('DEFAULT_ACCOUNT: alias used when a request names none. Required when there is more than one alias in all.')
+param defaultAccount string = ''
+
+@description('ARM_ENDPOINT: Azure Resource Manager of this cloud.')
+param armEndpoint string = environment().resourceManager
+
+@description('ARM_SCOPE: token scope for ARM.')
+param armScope string = '${environment().resourceManager}.default'
+
+@description('ARM_API_VERSION: a stable Microsoft.CognitiveServices ARM version (not a data-plane version).')
+param armApiVersion string = '2024-10-01'
+
+@description('AZURE_OPENAI_API_VERSION: data-plane version for the calls the service makes itself.')
+param azureOpenAiApiVersion string = '2024-10-21'
+
+@description('AZURE_OPENAI_SCOPE: token scope for the Azure OpenAI data plane (sovereign clouds have their own).')
+param azureOpenAiScope string = 'https://cognitiveservices.azure.com/.default'
+
+@description('IMAGE_ANALYSIS_ACCOUNT: alias of the account image analysis uses by default. Empty: the default account.')
+param imageAnalysisAccount string = ''
+
+@description('IMAGE_ANALYSIS_DEPLOYMENT: deployment image analysis uses by default. Empty: callers name one.')
+param imageAnalysisDeployment string = ''
+
+@description('AUTH_MODE: how the app authorizes callers. entra: by the app roles in the token App Service Authentication validated; keys: any holder of a function key (App Service Authentication stays in front).')
+@allowed([
+  'entra'
+  'keys'
+])
+param authMode string = 'entra'
+
+@description('AUDIT_TABLE: table of the app\'s storage account that holds the audit trail.')
+@minLength(3)
+@maxLength(63)
+param auditTableName string = 'audit'
+
+@description('Optional overrides of the tuning settings (services.settings.TUNING_SETTINGS), e.g. {"MAX_WAIT_SECONDS": "120"}. Values are strings.')
+param appTuningSettings object = {}
+
+@description('Application (client) id of the Entra app registration of this API (docs/deploy.md; azd creates it in its preprovision hook).')
+@minLength(36)
+@maxLength(36)
+param authClientId string
+
+@description('Tenant of the app registration. Tokens issued by other tenants are refused.')
+param authTenantId string = tenant().tenantId
+
+@description('Paths served without a token (the OpenAPI document only).')
+param authExcludedPaths array = [
+  '/api/openapi.json'
+]
+
+@description('Days Log Analytics keeps logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('Tags added to every resource.')
+param tags object = {}
+
+// Cognitive Services OpenAI Contributor: deployments read/write/delete, inference and fine-tuning data
+// actions. Not Cognitive Services Contributor, which can also list the account keys.
+var openAiContributorRoleId = 'a001fd3d-188f-4b5d-821b-7da978bf7442'
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var allTags = union(tags, {
+  'azd-env-name': environmentName
+})
+var effectiveResourceGroupName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+var effectiveFunctionAppName = empty(functionAppName) ? 'func-${resourceToken}' : functionAppName
+var effectiveStorageAccountName = empty(storageAccountName) ? 'st${resourceToken}' : storageAccountName
+var deploymentContainerName = 'app-package-${take(toLower(effectiveFunctionAppName), 32)}-${take(resourceToken, 7)}'
+
+// The service's own settings (services/settings.py reads them). AZURE_OPENAI_ACCOUNTS is the JSON the code
+// parses: managed accounts win over source accounts with the same alias.
+var appSettings = union(appTuningSettings, {
+  AZURE_OPENAI_ACCOUNTS: string(union(sourceOpenAiAccounts, openAiAccounts))
+  DEFAULT_ACCOUNT: defaultAccount
+  ARM_ENDPOINT: armEndpoint
+  ARM_SCOPE: armScope
+  ARM_API_VERSION: armApiVersion
+  AZURE_OPENAI_API_VERSION: azureOpenAiApiVersion
+  AZURE_OPENAI_SCOPE: azureOpenAiScope
+  IMAGE_ANALYSIS_ACCOUNT: imageAnalysisAccount
+  IMAGE_ANALYSIS_DEPLOYMENT: imageAnalysisDeployment
+  AUTH_MODE: authMode
+  AUDIT_TABLE: auditTableName
+})
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: effectiveResourceGroupName
+  location: location
+  tags: allTags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring-${resourceToken}'
+  scope: rg
+  params: {
+    location: location
+    tags: allTags
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage-${resourceToken}'
+  scope: rg
+  params: {
+    location: location
+    tags: allTags
+    storageAccountName: effectiveStorageAccountName
+    deploymentContainerName: deploymentContainerName
+    auditTableName: auditTableName
+  }
+}
+
+module app 'modules/function-app.bicep' = {
+  name: 'function-app-${resourceToken}'
+  scope: rg
+  params: {
+    location: location
+    tags: allTags
+    functionAppName: effectiveFunctionAppName
+    planName: 'plan-${resourceToken}'
+    pythonVersion: pythonVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    zoneRedundant: zoneRedundant
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    userAssignedIdentityName: userAssignedIdentityName
+    appSettings: appSettings
+    authClientId: authClientId
+    authTenantId: authTenantId
+    authAllowedAudiences: [
+      'api://${authClientId}'
+      authClientId
+    ]
+    authExcludedPaths: authExcludedPaths
+  }
+}
+
+module hostRoles 'modules/host-roles.bicep' = {
+  name: 'host-roles-${resourceToken}'
+  scope: rg
+  params: {
+    principalId: app.outputs.appPrincipalId
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module openAiRoles 'modules/openai-role.bicep' = [for account in items(openAiAccounts): {
+  name: take('openai-contributor-${account.key}-${resourceToken}', 64)
+  scope: resourceGroup(account.value.subscriptionId, account.value.resourceGroup)
+  params: {
+    accountName: account.value.accountName
+    principalId: app.outputs.appPrincipalId
+    roleDefinitionId: openAiContributorRoleId
+    assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: manage deployments, inference, read fine-tuning jobs.'
+  }
+}]
+
+module sourceAccountRoles 'modules/openai-role.bicep' = [for account in items(sourceOpenAiAccounts): {
+  name: take('openai-source-${account.key}-${resourceToken}', 64)
+  scope: resourceGroup(account.value.subscriptionId, account.value.resourceGroup)
+  params: {
+    accountName: account.value.accountName
+    principalId: app.outputs.appPrincipalId
+    roleDefinitionId: sourceAccountRoleDefinitionId
+    assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: read source models for cross-region deploys.'
+  }
+}]
+
+@description('Region of the deployment.')
+output AZURE_LOCATION string = location
+
+@description('Tenant of the deployment and of the app registration.')
+output AZURE_TENANT_ID string = authTenantId
+
+@description('Resource group of the Function App.')
+output AZURE_RESOURCE_GROUP string = rg.name
+
+@description('Name of the Function App.')
+output FUNCTION_APP_NAME string = app.outputs.name
+
+@description('Base URL of the API.')
+output FUNCTION_APP_URL string = 'https://${app.outputs.defaultHostName}/api'
+
+@description('Principal id of the Function App\'s system-assigned identity.')
+output FUNCTION_APP_PRINCIPAL_ID string = app.outputs.systemPrincipalId
+
+@description('Principal id of the identity that holds the roles (the user-assigned one when created).')
+output APP_IDENTITY_PRINCIPAL_ID string = app.outputs.appPrincipalId
+
+@description('Token audience callers request: api://<authClientId>/.default.')
+output AUTH_AUDIENCE string = 'api://${authClientId}'
