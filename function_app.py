@@ -204,7 +204,7 @@ def _in_thread(call: Callable[[RequestContext, bytes], Any]) -> Call:
 
 
 async def _read_body(req: Request, limit: int) -> bytes:
-    """The body, read no further than one byte past the limit: the service then answers 413 for it."""
+    """The body, read no further than past the limit: the service then answers 413 for it."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in req.stream():
@@ -212,7 +212,7 @@ async def _read_body(req: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             break
-    return b"".join(chunks)[: limit + 1]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _respond(

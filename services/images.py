@@ -97,8 +97,9 @@ def check_request(
     return ImageRequest(instructions.strip(), chosen, tokens, mime)
 
 
-def chat_body(request: ImageRequest, image: bytes) -> bytes:
-    """The chat-completions JSON, built as bytes around the base64 image: one copy of the encoded image."""
+def chat_body(request: ImageRequest, image: bytes) -> tuple[bytes, bytes, bytes]:
+    """The chat-completions JSON in three pieces around the base64 image, which is encoded once and never
+    joined with the rest: peak memory stays near the image plus its base64 form."""
     marker = "\x00IMAGE\x00"
     template = json.dumps(
         {
@@ -117,7 +118,7 @@ def chat_body(request: ImageRequest, image: bytes) -> bytes:
     # The image part comes after the instructions, so the last marker is the one in the data URL even if the
     # instructions happen to contain the same text.
     before, after = template.rsplit(b"\\u0000IMAGE\\u0000", 1)
-    return b"".join((before, base64.b64encode(image), after))
+    return before, base64.b64encode(image), after
 
 
 async def analyse_image(

@@ -35,6 +35,8 @@ _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 _PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "apim-request-id", "x-request-id", "x-ms-region")
 _PASSED_PREFIXES = ("x-ratelimit-", "openai-", "azureml-model-")
 CHAT_EXAMPLE = '{"messages": [{"role": "user", "content": "Hello"}]}'
+# A request body: whole, or pieces to send in order (a fresh iterator is made for each attempt).
+Body = bytes | tuple[bytes, ...]
 
 
 @dataclass
@@ -132,14 +134,14 @@ class InferenceGateway:
         self,
         account: Account,
         deployment: str,
-        content: bytes,
+        content: Body,
         *,
         request_id: str,
         operation: str,
         caller: str | None = None,
     ) -> tuple[dict[str, Any], CallRecord] | ProxyResponse:
-        """A non-streamed chat completion the service itself makes (`content` is the JSON body): answers the
-        parsed body, or an error to relay."""
+        """A non-streamed chat completion the service itself makes (`content` is the JSON body, whole or as
+        pieces sent one after another): answers the parsed body, or an error to relay."""
         record = CallRecord(account.alias, deployment, operation, caller=caller)
         path = f"/deployments/{quote(deployment)}/chat/completions"
         version = self.settings.azure_openai_api_version
@@ -236,7 +238,7 @@ class InferenceGateway:
         api_version: str,
         method: str,
         path: str,
-        content: bytes | None,
+        content: Body | None,
         request_id: str,
         record: CallRecord,
     ) -> Any:
@@ -252,8 +254,10 @@ class InferenceGateway:
                 if method == "GET":
                     return await client.get(path, cast_to=httpx2.Response, options={"headers": headers}, stream=True)
                 headers["Content-Type"] = "application/json"
+                # Pieces go out one after another (chunked), never joined: a large image is not copied again.
+                body = _pieces(content) if isinstance(content, tuple) else content
                 return await client.post(
-                    path, cast_to=httpx2.Response, content=content, options={"headers": headers}, stream=True
+                    path, cast_to=httpx2.Response, content=body, options={"headers": headers}, stream=True
                 )
             except APIStatusError as error:
                 wait_ms = _retry_after_ms(error.response.headers)
@@ -283,6 +287,11 @@ class InferenceGateway:
                     headers={"Retry-After": "5"},
                 ) from None
         raise AssertionError("unreachable")
+
+
+async def _pieces(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
 
 
 async def _relay_events(response: Any, record: CallRecord, hide_usage: bool) -> AsyncIterator[bytes]:

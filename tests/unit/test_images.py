@@ -55,7 +55,7 @@ def test_checks() -> None:
 
 def test_chat_body_carries_the_image_as_a_data_url() -> None:
     request = check_request(PNG, 'Say "hi" \x00IMAGE\x00', None, "50", "vision")
-    body = json.loads(chat_body(request, PNG))
+    body = json.loads(b"".join(chat_body(request, PNG)))
     [message] = body["messages"]
     text, image = message["content"]
     assert text == {"type": "text", "text": 'Say "hi" \x00IMAGE\x00'}  # a marker-like text is left alone
