@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from .auth import Caller
 from .errors import ServiceError, ValidationError
+from .web import parse_int
 
 log = logging.getLogger("audit")
 
@@ -163,11 +164,13 @@ class TableAuditStore:
             clauses.append(f"{name} eq @{name}")
             parameters[name] = value
         if until is not None:  # newer records have smaller row keys
+            if until.timestamp() < 0:
+                return [], None  # every record is from after 1970
             clauses.append("RowKey ge @newest")
-            parameters["newest"] = f"{_MAX_TIME_MS - int(until.timestamp() * 1000):015d}"
-        if since is not None:
+            parameters["newest"] = _row_key_prefix(until)
+        if since is not None and since.timestamp() > 0:
             clauses.append("RowKey lt @oldest")
-            parameters["oldest"] = f"{_MAX_TIME_MS - int(since.timestamp() * 1000) + 1:015d}"
+            parameters["oldest"] = _row_key_prefix(since, after=True)
         try:
             pages = self._client.query_entities(
                 " and ".join(clauses), parameters=parameters, results_per_page=top
@@ -352,19 +355,21 @@ def query(
     return page
 
 
+def _row_key_prefix(when: datetime, *, after: bool = False) -> str:
+    """The row-key bound of a moment after 1970 (row keys count down from _MAX_TIME_MS)."""
+    milliseconds = max(int(when.timestamp() * 1000), 1)
+    return f"{_MAX_TIME_MS - milliseconds + (1 if after else 0):015d}"
+
+
 def _top(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise ValidationError("top must be a whole number from 1 to 100.", code="InvalidQueryParameter", target="top")
-    return int(raw)
+    return parse_int(raw, "top", 1, 100, 50)
 
 
 def _when(raw: str | None, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(raw.strip().upper().replace("Z", "+00:00"))
     except ValueError:
         raise ValidationError(
             f"{name} must be an ISO 8601 date-time, e.g. 2026-11-22T08:00:00Z.",
@@ -384,7 +389,10 @@ def _decode_token(raw: str | None) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        token = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not (isinstance(token, dict) and all(isinstance(v, str | None) for v in token.values())):
+            raise ValueError("not a table continuation")
+        return token
     except (binascii.Error, ValueError):
         raise ValidationError(
             "continuationToken is not one this service issued; follow nextLink as given.",

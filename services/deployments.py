@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticValidationError
+from requests.structures import CaseInsensitiveDict
 
 from .arm import ArmClient, ArmResponse, LongRunningOperation, PollOutcome
 from .audit import AuditRecord, AuditTrail
@@ -317,8 +318,7 @@ class DeploymentService:
                         code="ModelAndCapacityChange",
                     )
                 if desired.matches(current) and current.state.lower() != "failed":
-                    outcome: Outcome = "accepted" if current.in_progress else "unchanged"
-                    return self._result(outcome, account, name, current.resource)
+                    return self._already(current, "PUT", account, name, deadline, request_id)
             response = self.arm.send(
                 "PUT",
                 self._resource_url(account, name),
@@ -367,8 +367,7 @@ class DeploymentService:
             capacity = request.capacity or (request.sku.capacity if request.sku else None) or current.capacity
             tags = request.tags if request.tags is not None else current.tags
             if sku_name.lower() == current.sku_name.lower() and capacity == current.capacity and tags == current.tags:
-                outcome: Outcome = "accepted" if current.in_progress else "unchanged"
-                return self._result(outcome, account, name, current.resource)
+                return self._already(current, "PATCH", account, name, deadline, request_id)
             if sku_name.lower() != current.sku_name.lower() or capacity != current.capacity:
                 self._check_capacity(account, name, sku_name, capacity, request_id)
             patch: dict[str, Any] = {"sku": {"name": sku_name, "capacity": capacity}}
@@ -402,7 +401,7 @@ class DeploymentService:
             if current is None:
                 return OperationResult("deleted")
             if current.state.lower() == "deleting":
-                return self._result("accepted", account, name, None)
+                return self._already(current, "DELETE", account, name, deadline, request_id)
             response = self.arm.send(
                 "DELETE", self._resource_url(account, name), request_id=request_id, retry_conflict=True
             )
@@ -438,6 +437,22 @@ class DeploymentService:
         return view
 
     # Internals
+
+    def _already(
+        self,
+        current: CurrentDeployment,
+        method: str,
+        account: Account,
+        name: str,
+        deadline: float,
+        request_id: str | None,
+    ) -> OperationResult:
+        """The asked-for state is in place, or on its way: no new ARM write; with ?wait, wait for it."""
+        if not current.in_progress:
+            return self._result("unchanged", account, name, current.resource)
+        # Follow the resource itself, as the earlier request's own status links are not known here.
+        running = ArmResponse(202, CaseInsensitiveDict(), current.resource, self._resource_url(account, name))
+        return self._finish(method, account, name, running, deadline, "unchanged", request_id)
 
     def _finish(
         self,
@@ -685,7 +700,7 @@ def _validation_error(error: PydanticValidationError, model: type[BaseModel]) ->
 
 
 def _check_name(name: str) -> None:
-    if not DEPLOYMENT_NAME.match(name):
+    if not DEPLOYMENT_NAME.fullmatch(name):
         raise ValidationError(
             f"Deployment name '{name[:80]}' is not valid: use 2-64 letters, digits, '-', '_' or '.', "
             "starting with a letter or digit.",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict
 
 from .audit import AuditTrail
-from .deployments import DeploymentRequest, OperationResult, SkuRequest, get_service, parse_model
+from .deployments import DEPLOYMENT_NAME, DeploymentRequest, OperationResult, SkuRequest, get_service, parse_model
 from .errors import ServiceError, ValidationError
 from .inference import InferenceGateway, ProxyResponse, get_gateway
 from .web import parse_json_object, run_blocking
@@ -88,6 +88,13 @@ async def deploy_from_job(
 ) -> OperationResult | ProxyResponse:
     """Deploy the job's fine-tuned model (or one of its checkpoints) as PUT /deployments/{name} would."""
     request = parse_model(DeployFromJobRequest, parse_json_object(raw_body, example=DEPLOY_EXAMPLE))
+    if not DEPLOYMENT_NAME.fullmatch(request.deployment):
+        raise ValidationError(
+            f"deployment '{request.deployment[:80]}' is not a valid deployment name: use 2-64 letters, digits, "
+            "'-', '_' or '.', starting with a letter or digit.",
+            code="InvalidDeploymentName",
+            target="deployment",
+        )
     job = await get_job(alias, job_id, request_id=request_id, gateway=gateway)
     if isinstance(job, ProxyResponse):
         return job
@@ -133,7 +140,7 @@ def _checkpoint_model(job: dict[str, Any], wanted: str) -> str:
 
 
 def _check_job_id(job_id: str) -> None:
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise ValidationError(
             f"'{job_id[:80]}' is not a fine-tuning job id (like ftjob-0123456789abcdef).",
             code="InvalidJobId",

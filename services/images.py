@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import PayloadTooLarge, ServiceError, ValidationError
 from .inference import InferenceGateway, ProxyResponse, get_gateway
+from .web import parse_int
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_TOKENS = 1000
@@ -78,15 +79,7 @@ def check_request(
             code="UnsupportedImageType",
             status=415,
         )
-    tokens = DEFAULT_MAX_TOKENS
-    if max_tokens:
-        if not max_tokens.isdigit() or not 1 <= int(max_tokens) <= 100_000:
-            raise ValidationError(
-                f"max_tokens must be a whole number from 1 to 100000; got '{max_tokens[:20]}'.",
-                code="InvalidQueryParameter",
-                target="max_tokens",
-            )
-        tokens = int(max_tokens)
+    tokens = parse_int(max_tokens, "max_tokens", 1, 100_000, DEFAULT_MAX_TOKENS)
     chosen = deployment or default_deployment
     if not chosen:
         raise ValidationError(

@@ -112,6 +112,12 @@ class InferenceGateway:
         content = raw_body  # forwarded as sent
         if streaming:
             options = payload.get("stream_options")
+            if options is not None and not isinstance(options, dict):
+                raise ValidationError(
+                    'stream_options must be an object, e.g. {"include_usage": true}.',
+                    code="InvalidField",
+                    target="stream_options",
+                )
             if not (isinstance(options, dict) and options.get("include_usage") is True):
                 # Ask for the usage chunk (for the log), and keep it from the caller who did not ask for it.
                 payload = {**payload, "stream_options": {**(options or {}), "include_usage": True}}
@@ -193,7 +199,7 @@ class InferenceGateway:
     def _api_version(self, given: str | None) -> str:
         if not given:
             return self.settings.azure_openai_api_version
-        if not _API_VERSION.match(given):
+        if not _API_VERSION.fullmatch(given):
             raise ValidationError(
                 f"api-version '{given[:40]}' is not a version: use one like {self.settings.azure_openai_api_version}.",
                 code="InvalidQueryParameter",

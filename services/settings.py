@@ -255,7 +255,7 @@ def _parse_accounts(raw: str | None) -> dict[str, Account]:
     accounts: dict[str, Account] = {}
     for alias, spec in data.items():
         where = f"{name}['{alias}']"
-        if not _ALIAS.match(alias):
+        if not _ALIAS.fullmatch(alias):
             raise ConfigurationError(
                 f"{where}: an alias is 1-63 letters, digits, '-' or '_', starting with a letter or digit.",
                 target=name,
@@ -268,13 +268,13 @@ def _parse_accounts(raw: str | None) -> dict[str, Account]:
                 f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_ACCOUNT_KEYS)}.", target=name
             )
         subscription = _required_str(spec, "subscriptionId", where)
-        if not _GUID.match(subscription):
+        if not _GUID.fullmatch(subscription):
             raise ConfigurationError(f"{where}.subscriptionId must be a GUID.", target=name)
         group = _required_str(spec, "resourceGroup", where)
-        if not _RESOURCE_GROUP.match(group):
+        if not _RESOURCE_GROUP.fullmatch(group):
             raise ConfigurationError(f"{where}.resourceGroup is not a valid resource group name.", target=name)
         account_name = _required_str(spec, "accountName", where)
-        if not _ACCOUNT_NAME.match(account_name):
+        if not _ACCOUNT_NAME.fullmatch(account_name):
             raise ConfigurationError(f"{where}.accountName must be 2-64 letters, digits, '_', '.' or '-'.", target=name)
         endpoint = spec.get("endpoint")
         if endpoint is not None and not (isinstance(endpoint, str) and _is_http_url(endpoint)):
@@ -343,7 +343,7 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
 
 def _api_version(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
-    if not re.match(r"^\d{4}-\d{2}-\d{2}(-preview)?$", value):
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", value):
         raise ConfigurationError(
             f"{name} must look like {default} (YYYY-MM-DD, optionally -preview); got '{value}'.", target=name
         )

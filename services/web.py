@@ -30,7 +30,7 @@ _T = TypeVar("_T")
 def request_id_from(headers: Mapping[str, str]) -> str:
     """The caller's `x-ms-client-request-id` when it is a sane token, otherwise a new UUID."""
     given = headers.get("x-ms-client-request-id")
-    if given and _SAFE_REQUEST_ID.match(given):
+    if given and _SAFE_REQUEST_ID.fullmatch(given):
         return given
     return str(uuid.uuid4())
 
@@ -77,18 +77,22 @@ def check_json_content_type(content_type: str | None) -> None:
     )
 
 
-def parse_wait(raw: str | None, maximum: int) -> int:
-    """`?wait=N`: whole seconds to wait for a terminal state, 0..maximum (default 0: answer at once)."""
+def parse_int(raw: str | None, name: str, low: int, high: int, default: int, hint: str = "") -> int:
+    """A whole-number query value in [low, high]; ASCII digits only (str.isdigit also takes '²')."""
     if raw is None or raw == "":
-        return 0
-    if not raw.isdigit() or int(raw) > maximum:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ValidationError(
-            f"wait must be a whole number of seconds from 0 to {maximum}; got '{raw[:20]}'. "
-            "Longer operations answer 202 with a Location to poll.",
+            f"{name} must be a whole number from {low} to {high}; got '{raw[:20]}'.{hint}",
             code="InvalidQueryParameter",
-            target="wait",
+            target=name,
         )
     return int(raw)
+
+
+def parse_wait(raw: str | None, maximum: int) -> int:
+    """`?wait=N`: whole seconds to wait for a terminal state, 0..maximum (default 0: answer at once)."""
+    return parse_int(raw, "wait", 0, maximum, 0, " Longer operations answer 202 with a Location to poll.")
 
 
 _pool_lock = threading.Lock()
