@@ -472,7 +472,8 @@ class DeploymentService:
             if method == "DELETE":
                 return OperationResult("deleted", correlation_id=response.correlation_id)
             return self._result(done, account, name, outcome.resource, response.correlation_id)
-        resource = outcome.resource
+        # A DELETE still running answers 202 without a body, whichever request started it.
+        resource = outcome.resource if method != "DELETE" else None
         if resource is None and method != "DELETE":
             current = self._current(account, name, request_id)
             resource = current.resource if current else None
