@@ -285,7 +285,9 @@ class LongRunningOperation:
         while not outcome.terminal:
             interval = outcome.retry_after
             if interval is None:
-                interval = self.client.tuning.poll_interval_seconds
+                # ARM's operation answers often carry no Retry-After. A caller is waiting on this request, so
+                # poll soon and back off (1, 2, 4 ... s) up to the configured interval.
+                interval = min(2.0**self.polls, self.client.tuning.poll_interval_seconds)
             remaining = deadline - clock()
             if remaining <= 0:
                 break

@@ -204,3 +204,18 @@ def test_sync_completion_needs_no_polling() -> None:
     client, transport, clock = make_client(queue(OK))
     outcome = _operation(client, "DELETE", (204, {}, None)).poll_until(clock() + 60)
     assert outcome.gone and transport.calls == [] and clock.sleeps == []
+
+
+def test_lro_without_retry_after_polls_soon_then_backs_off() -> None:
+    statuses = iter(["InProgress"] * 5 + ["Succeeded"])
+
+    def handler(call: Call) -> tuple[int, dict[str, str], object]:
+        if "op" in call.path:
+            return 200, {}, {"status": next(statuses)}
+        return 200, {}, {"properties": {"provisioningState": "Succeeded"}}
+
+    client, _, clock = make_client(handler, tuning=ArmTuning(poll_interval_seconds=10))
+    initial = (201, {"Azure-AsyncOperation": f"{ARM}/op/1"}, {"properties": {"provisioningState": "Accepted"}})
+    outcome = _operation(client, "PUT", initial).poll_until(clock() + 120)
+    assert outcome.state == "Succeeded"
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
