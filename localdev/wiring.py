@@ -190,7 +190,7 @@ def _start(command: list[str], environment: dict[str, str], ready: re.Pattern[by
     offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as output:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=output)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # generous: a loaded 2-core CI box can be slow to import
     while time.monotonic() < deadline:
         with open(log_path, "rb") as log:
             log.seek(offset)

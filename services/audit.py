@@ -112,17 +112,21 @@ def record_view(entity: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    """What GET /audit asks for: equality filters, a time window, a page size and where to go on from."""
+
+    filters: Mapping[str, str]
+    since: datetime | None
+    until: datetime | None
+    top: int
+    continuation: str | None
+
+
 class AuditStore(Protocol):
     def write(self, record: AuditRecord) -> None: ...
 
-    def query(
-        self,
-        filters: Mapping[str, str],
-        since: datetime | None,
-        until: datetime | None,
-        top: int,
-        continuation: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def query(self, asked: AuditQuery) -> tuple[list[dict[str, Any]], str | None]: ...
 
 
 class TableAuditStore:
@@ -148,21 +152,15 @@ class TableAuditStore:
                 headers={"Retry-After": "30"},
             ) from None
 
-    def query(
-        self,
-        filters: Mapping[str, str],
-        since: datetime | None,
-        until: datetime | None,
-        top: int,
-        continuation: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    def query(self, asked: AuditQuery) -> tuple[list[dict[str, Any]], str | None]:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         clauses = ["PartitionKey eq @partition"]
         parameters: dict[str, Any] = {"partition": PARTITION}
-        for name, value in filters.items():
+        for name, value in asked.filters.items():
             clauses.append(f"{name} eq @{name}")
             parameters[name] = value
+        until, since = asked.until, asked.since
         if until is not None:  # newer records have smaller row keys
             if until.timestamp() < 0:
                 return [], None  # every record is from after 1970
@@ -173,8 +171,8 @@ class TableAuditStore:
             parameters["oldest"] = _row_key_prefix(since, after=True)
         try:
             pages = self._client.query_entities(
-                " and ".join(clauses), parameters=parameters, results_per_page=top
-            ).by_page(continuation_token=_decode_token(continuation))
+                " and ".join(clauses), parameters=parameters, results_per_page=asked.top
+            ).by_page(continuation_token=_decode_token(asked.continuation))
             entities = [record_view(entity) for entity in next(pages, [])]
             token = pages.continuation_token
         except ResourceNotFoundError:
@@ -203,14 +201,7 @@ class LogAuditStore:
     def write(self, record: AuditRecord) -> None:
         log.info("audit %s", json.dumps(record_view(record.entity())))
 
-    def query(
-        self,
-        filters: Mapping[str, str],
-        since: datetime | None,
-        until: datetime | None,
-        top: int,
-        continuation: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    def query(self, asked: AuditQuery) -> tuple[list[dict[str, Any]], str | None]:
         raise AuditUnavailable(
             "The audit trail goes to the log in this local set-up (AUTH_MODE=none and no AzureWebJobsStorage); "
             "set AzureWebJobsStorage (e.g. UseDevelopmentStorage=true with Azurite) to query it."
@@ -229,14 +220,7 @@ class UnconfiguredAuditStore:
     def write(self, record: AuditRecord) -> None:
         raise AuditUnavailable(self.message)
 
-    def query(
-        self,
-        filters: Mapping[str, str],
-        since: datetime | None,
-        until: datetime | None,
-        top: int,
-        continuation: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    def query(self, asked: AuditQuery) -> tuple[list[dict[str, Any]], str | None]:
         raise AuditUnavailable(self.message)
 
 
@@ -342,9 +326,8 @@ def query(
     """GET /audit: records newest first, a page at a time, with a nextLink carrying the continuation."""
     filters = {name: value for name, value in (("deployment", deployment), ("account", account)) if value}
     size = _top(top)
-    records, token = (store or get_store()).query(
-        filters, _when(since, "since"), _when(until, "until"), size, continuation
-    )
+    asked = AuditQuery(filters, _when(since, "since"), _when(until, "until"), size, continuation)
+    records, token = (store or get_store()).query(asked)
     page: dict[str, Any] = {"value": records}
     if token:
         from urllib.parse import urlencode
