@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .auth import Caller
-from .errors import ServiceError, ValidationError
+from .errors import AuditUnavailable, ServiceError, ValidationError
 from .web import parse_int
 
 log = logging.getLogger("audit")
@@ -38,11 +38,6 @@ PARTITION = "audit"
 _MAX_TIME_MS = 10**15  # row keys count down from here, so the newest record sorts first
 # A mutation waits on the audit write: keep a storage outage from holding it for long.
 _BOUNDS: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2, "connection_timeout": 3, "read_timeout": 10}
-
-
-class AuditUnavailable(ServiceError):
-    status = 503
-    code = "AuditUnavailable"
 
 
 @dataclass
@@ -290,7 +285,7 @@ class AuditTrail:
             yield entry
         except ServiceError as error:
             entry.outcome = {"status": error.status, "provisioningState": None, "code": error.code}
-            entry.arm_correlation_id = getattr(error, "correlation_id", None) or entry.arm_correlation_id
+            entry.arm_correlation_id = error.correlation_id or entry.arm_correlation_id
             self._complete(store, entry)
             raise
         except Exception:

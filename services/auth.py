@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from .errors import ConfigurationError, ServiceError
+from .errors import AuthenticationNotConfigured, ConfigurationError, Forbidden, Unauthorized
 
 if TYPE_CHECKING:
     from .audit import AuditTrail
@@ -41,21 +41,6 @@ _OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentif
 _APP_ID_CLAIMS = ("appid", "azp")
 _NAME_CLAIMS = ("name", "preferred_username", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name", "upn")
 _ROLE_CLAIMS = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
-
-
-class Unauthorized(ServiceError):
-    status = 401
-    code = "Unauthorized"
-
-
-class Forbidden(ServiceError):
-    status = 403
-    code = "Forbidden"
-
-
-class AuthenticationNotConfigured(ServiceError):
-    status = 503
-    code = "AuthenticationNotConfigured"
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ class ServiceError(Exception):
         status: int | None = None,
         target: str | None = None,
         headers: dict[str, str] | None = None,
+        correlation_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.correlation_id = correlation_id  # ARM's x-ms-correlation-request-id, when ARM was involved
         if code is not None:
             self.code = code
         if status is not None:
@@ -95,18 +97,29 @@ class UpstreamError(ServiceError):
     status = 502
     code = "UpstreamError"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        status: int | None = None,
-        target: str | None = None,
-        headers: dict[str, str] | None = None,
-        correlation_id: str | None = None,
-    ) -> None:
-        super().__init__(message, code=code, status=status, target=target, headers=headers)
-        self.correlation_id = correlation_id
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "Forbidden"
+
+
+class AuthenticationNotConfigured(ServiceError):
+    """AUTH_MODE=entra without App Service Authentication in front: the caller cannot be trusted."""
+
+    status = 503
+    code = "AuthenticationNotConfigured"
+
+
+class AuditUnavailable(ServiceError):
+    """The audit record could not be written, so the change was not made."""
+
+    status = 503
+    code = "AuditUnavailable"
 
 
 class UpstreamUnavailable(ServiceError):
