@@ -65,7 +65,7 @@ def gateway_client(host: Proc) -> openai.AsyncAzureOpenAI:
     return openai.AsyncAzureOpenAI(
         azure_endpoint=f"{host.url}/api",
         api_version=API_VERSION,
-        api_key="unused",  # the SDK wants one; the service never forwards it
+        api_key="unused",  # the SDK wants one; the service never forwards it  # pragma: allowlist secret
         max_retries=0,
         http_client=_http_client(),
     )
