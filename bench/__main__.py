@@ -292,6 +292,7 @@ def _profiles(stack: Stack, targets: list[dict[str, Any]], quick: bool) -> dict[
         log("   process_image profiled")
     if "image_memory" in missed:
         out["allocations"] = [profiles.image_allocations(size) for size in (2 * images.MIB, 20 * images.MIB)]
+        out["upload_copies"] = profiles.upload_copies(stack, 20 * images.MIB)
     return out
 
 

@@ -158,3 +158,47 @@ def image_allocations(size: int) -> dict[str, Any]:
     finally:
         tracemalloc.stop()
     return {"bytes": size, "steps": steps}
+
+
+def upload_copies(stack: Stack, size: int) -> dict[str, Any]:
+    """What the HTTP client allocates while it uploads a body given as pieces, as `_send` gives it for
+    process_image: the base64 image as one piece, against the same piece cut into 768 KiB slices. tracemalloc
+    in this process, an httpx2 client posting to the simulator; the pieces exist before tracing starts."""
+    import base64
+
+    import httpx2
+
+    image = Images(size).take()
+    encoded = base64.b64encode(image)
+    before = b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image_url", '
+    before += b'"image_url": {"url": "data:image/jpeg;base64,'
+    after = b'"}}]}], "max_tokens": 10}'
+    url = f"{stack.data_plane_endpoint()}openai/deployments/vision/chat/completions"
+    headers = {"Authorization": f"Bearer {stack.fetch_token()}", "Content-Type": "application/json"}
+    results: dict[str, Any] = {"bytes": size}
+
+    async def measure(slice_size: int | None) -> dict[str, Any]:
+        async def pieces() -> Any:
+            yield before
+            if slice_size is None:
+                yield encoded
+            else:
+                for start in range(0, len(encoded), slice_size):
+                    yield encoded[start : start + slice_size]
+            yield after
+
+        async with httpx2.AsyncClient(timeout=120) as client:
+            tracemalloc.start()
+            try:
+                base, _ = tracemalloc.get_traced_memory()
+                response = await client.post(
+                    url, params={"api-version": "2024-10-21"}, content=pieces(), headers=headers
+                )
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        return {"status": response.status_code, "peak_x": (peak - base) / size}
+
+    results["one piece"] = asyncio.run(measure(None))
+    results["768 KiB slices"] = asyncio.run(measure(768 * 1024))
+    return results

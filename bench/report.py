@@ -680,3 +680,13 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
                     f"{step['peak_x']:.2f}\u00d7 |"
                 )
         add("")
+    upload = section.get("upload_copies")
+    if upload:
+        add(
+            f"What the HTTP client allocates while uploading the body of a {upload['bytes'] // 2**20} MiB image as "
+            "pieces (tracemalloc in the bench process, httpx2 posting to the simulator; the pieces exist before "
+            "tracing starts): base64 image as one piece, as `services/inference.py` `_pieces` sends it now: "
+            f"peak **{upload['one piece']['peak_x']:.2f}\u00d7** the image; the same piece cut into 768 KiB "
+            f"slices: **{upload['768 KiB slices']['peak_x']:.2f}\u00d7**."
+        )
+        add("")
