@@ -285,6 +285,10 @@ class InferenceGateway:
                     status=504,
                 ) from None
             except APIConnectionError as error:
+                if attempt == 1:
+                    # Most often a pooled connection the server closed just as it was reused: one more try
+                    # goes out on a fresh connection.
+                    continue
                 record.status = 503
                 record.write()
                 raise UpstreamUnavailable(
