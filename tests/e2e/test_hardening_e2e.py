@@ -111,7 +111,8 @@ def test_malformed_input_is_a_clear_4xx_and_changes_nothing(
 
 def test_huge_header_is_refused_without_a_traceback(api: Api, sim: SimulatorControl) -> None:
     response = api.call("GET", "/deployments", headers={"x-padding": "a" * 100_000})
-    assert response.status_code == 431  # as the Functions host (Kestrel) answers past 32 KiB of headers
+    # 431 from the host past 32 KiB of headers (as Kestrel), or 400 when uvicorn's parser gives up first.
+    assert response.status_code in (400, 431)
     assert "Traceback" not in response.text
 
 
