@@ -34,6 +34,8 @@ log = logging.getLogger("inference")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 _PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "apim-request-id", "x-request-id", "x-ms-region")
 _PASSED_PREFIXES = ("x-ratelimit-", "openai-", "azureml-model-")
+# Every chunk of a stream that asked for usage carries `"usage": null`; only the one with an object is parsed.
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 CHAT_EXAMPLE = '{"messages": [{"role": "user", "content": "Hello"}]}'
 # A request body: whole, or pieces to send in order (a fresh iterator is made for each attempt).
 Body = bytes | tuple[bytes, ...]
@@ -221,6 +223,8 @@ class InferenceGateway:
             from openai import AsyncAzureOpenAI, DefaultAsyncHttpx2Client
 
             if self._http_client is None:
+                # httpx2 logs every request at INFO; the service's own call record already says all of it.
+                logging.getLogger("httpx2").setLevel(logging.WARNING)
                 size = self.settings.inference.pool_size
                 self._http_client = DefaultAsyncHttpx2Client(
                     limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
@@ -312,7 +316,7 @@ async def _relay_events(response: Any, record: CallRecord, hide_usage: bool) -> 
             buffer += piece
             while b"\n\n" in buffer:
                 event, buffer = buffer.split(b"\n\n", 1)
-                if b'"usage"' in event and _take_usage_event(event, record) and hide_usage:
+                if _USAGE_OBJECT.search(event) and _take_usage_event(event, record) and hide_usage:
                     continue
                 yield event + b"\n\n"
         if buffer.strip():
