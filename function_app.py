@@ -1,9 +1,10 @@
 """HTTP routes of the Function App (Python V2 programming model, FastAPI request/response types).
 
 Each function names the app role it needs, reads the request, calls one service function and maps its
-result or typed error to a response. The logic lives in `services/`. Every response carries
-`x-request-id`; every error is `{"error": {"code", "message", "target"}}`. Management calls block on ARM,
-so they run in worker threads; inference is async end to end.
+result or typed error to a response. The logic lives in `services/`; the process's clients live in one
+application context (`services.context`). Every response carries `x-request-id`; every error is
+`{"error": {"code", "message", "target"}}`. Management calls block on ARM, so they run in worker threads;
+inference is async end to end.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response, StreamingResponse
 
-from services.auth import ANONYMOUS, RequestContext, Role, authorize, host_checks_keys
-from services.deployments import OperationResult, get_service
-from services.errors import ServiceError
-from services.inference import ProxyResponse
-from services.web import MAX_JSON_BODY_BYTES, check_json_content_type, request_id_from, run_blocking
+from services.auth import ANONYMOUS, Role, authorize, host_checks_keys
+from services.context import AppContext, get_context
+from services.errors import RelayedError, ServiceError
+from services.request_context import RequestContext
+from services.results import OperationResult, ProxyResponse
+from services.web import MAX_JSON_BODY_BYTES, check_json_content_type, request_id_from
 
 ROUTE_PREFIX = "/api"  # host.json keeps the Functions default routePrefix "api"
 MAX_INFERENCE_BODY_BYTES = 100 * 1024 * 1024  # the host's own limit; the service applies its lower setting
@@ -28,8 +30,11 @@ log = logging.getLogger("function_app")
 
 # Keys are checked by the host only in AUTH_MODE=keys; with Easy Auth (entra) the platform is the gate.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION if host_checks_keys() else func.AuthLevel.ANONYMOUS)
+get_context().start()  # settings and the audit store's whereabouts are reported when the host starts
 
-Call = Callable[[RequestContext, bytes], Awaitable[Any]]
+# A service call: the process's context, this request's context, the body (empty unless the route reads one).
+Call = Callable[[AppContext, RequestContext, bytes], Awaitable[Any]]
+Blocking = Callable[[AppContext, RequestContext, bytes], Any]
 
 
 # Deployments
@@ -41,7 +46,7 @@ async def list_deployments(req: Request) -> Response:
     return await _respond(
         req,
         Role.DEPLOYMENTS_READ,
-        _in_thread(lambda c, _: {"value": get_service().list_deployments(account, request_id=c.request_id)}),
+        _in_thread(lambda app, c, _: {"value": app.deployments.list_deployments(account, request_id=c.request_id)}),
     )
 
 
@@ -49,47 +54,38 @@ async def list_deployments(req: Request) -> Response:
 async def get_deployment(req: Request) -> Response:
     account, name = req.query_params.get("account"), req.path_params["name"]
     return await _respond(
-        req, Role.DEPLOYMENTS_READ, _in_thread(lambda c, _: get_service().get(account, name, request_id=c.request_id))
+        req, Role.DEPLOYMENTS_READ, _in_thread(lambda app, c, _: app.deployments.get(account, name, request_id=c.request_id))
     )
 
 
 @app.route(route="deployments/{name}", methods=["PUT"])
 async def put_deployment(req: Request) -> Response:
-    account, name, wait = req.query_params.get("account"), req.path_params["name"], req.query_params.get("wait")
-    return await _respond(
-        req,
-        Role.DEPLOYMENTS_WRITE,
-        _in_thread(
-            lambda c, body: get_service().put(account, name, body, wait=wait, request_id=c.request_id, audit=c.audit())
-        ),
-        body_limit=MAX_JSON_BODY_BYTES,
-    )
+    return await _mutation(req, "put")
 
 
 @app.route(route="deployments/{name}", methods=["PATCH"])
 async def scale_deployment(req: Request) -> Response:
-    account, name, wait = req.query_params.get("account"), req.path_params["name"], req.query_params.get("wait")
-    return await _respond(
-        req,
-        Role.DEPLOYMENTS_WRITE,
-        _in_thread(
-            lambda c, body: get_service().scale(
-                account, name, body, wait=wait, request_id=c.request_id, audit=c.audit()
-            )
-        ),
-        body_limit=MAX_JSON_BODY_BYTES,
-    )
+    return await _mutation(req, "scale")
 
 
 @app.route(route="deployments/{name}", methods=["DELETE"])
 async def delete_deployment(req: Request) -> Response:
+    return await _mutation(req, "delete")
+
+
+async def _mutation(req: Request, operation: str) -> Response:
+    """PUT, PATCH and DELETE of a deployment: the same reading of the request, the service method by name."""
     account, name, wait = req.query_params.get("account"), req.path_params["name"], req.query_params.get("wait")
+    has_body = operation != "delete"
+
+    def call(app: AppContext, context: RequestContext, body: bytes) -> OperationResult:
+        method = getattr(app.deployments, operation)
+        arguments = (account, name, body) if has_body else (account, name)
+        result: OperationResult = method(*arguments, wait=wait, request_id=context.request_id, audit=context.audit())
+        return result
+
     return await _respond(
-        req,
-        Role.DEPLOYMENTS_WRITE,
-        _in_thread(
-            lambda c, _: get_service().delete(account, name, wait=wait, request_id=c.request_id, audit=c.audit())
-        ),
+        req, Role.DEPLOYMENTS_WRITE, _in_thread(call), body_limit=MAX_JSON_BODY_BYTES if has_body else 0
     )
 
 
@@ -98,14 +94,12 @@ async def delete_deployment(req: Request) -> Response:
 
 @app.route(route="openai/deployments/{deployment}/chat/completions", methods=["POST"])
 async def chat_completions(req: Request) -> Response:
-    from services.inference import get_gateway
-
     account, deployment = req.query_params.get("account"), req.path_params["deployment"]
     version = req.query_params.get("api-version")
     return await _respond(
         req,
         Role.INFERENCE_INVOKE,
-        lambda c, body: get_gateway().chat_completions(
+        lambda app, c, body: app.gateway.chat_completions(
             account, deployment, version, body, request_id=c.request_id, caller=c.caller_id
         ),
         body_limit=MAX_INFERENCE_BODY_BYTES,
@@ -121,7 +115,7 @@ async def process_image(req: Request) -> Response:
     return await _respond(
         req,
         Role.INFERENCE_INVOKE,
-        lambda c, image: analyse_image(
+        lambda app, c, image: analyse_image(
             image,
             instructions=query.get("instructions"),
             deployment=query.get("deployment"),
@@ -130,6 +124,7 @@ async def process_image(req: Request) -> Response:
             want_json=want_json,
             request_id=c.request_id,
             caller=c.caller_id,
+            gateway=app.gateway,
         ),
         body_limit=MAX_IMAGE_BODY_BYTES,
         json_body=False,  # the raw image, whatever Content-Type the caller sent (the original contract)
@@ -144,7 +139,11 @@ async def get_fine_tuning_job(req: Request) -> Response:
     from services.fine_tuning import get_job
 
     account, job_id = req.query_params.get("account"), req.path_params["job_id"]
-    return await _respond(req, Role.DEPLOYMENTS_READ, lambda c, _: get_job(account, job_id, request_id=c.request_id))
+    return await _respond(
+        req,
+        Role.DEPLOYMENTS_READ,
+        lambda app, c, _: get_job(account, job_id, request_id=c.request_id, gateway=app.gateway),
+    )
 
 
 @app.route(route="fine_tuning/jobs/{job_id}/deploy", methods=["POST"])
@@ -155,7 +154,17 @@ async def deploy_fine_tuning_job(req: Request) -> Response:
     return await _respond(
         req,
         Role.DEPLOYMENTS_WRITE,
-        lambda c, body: deploy_from_job(account, job_id, body, wait=wait, request_id=c.request_id, audit=c.audit()),
+        lambda app, c, body: deploy_from_job(
+            account,
+            job_id,
+            body,
+            wait=wait,
+            request_id=c.request_id,
+            audit=c.audit(),
+            gateway=app.gateway,
+            deployments=app.deployments,
+            run_blocking=app.run_blocking,
+        ),
         body_limit=MAX_JSON_BODY_BYTES,
     )
 
@@ -172,7 +181,9 @@ async def query_audit(req: Request) -> Response:
         req,
         Role.AUDIT_READ,
         _in_thread(
-            lambda c, _: query(
+            lambda app, _c, _b: query(
+                app.audit_store,
+                app.settings,
                 deployment=q.get("deployment"),
                 account=q.get("account"),
                 since=q.get("since"),
@@ -188,17 +199,17 @@ async def query_audit(req: Request) -> Response:
 async def openapi_document(req: Request) -> Response:
     from services.contract import openapi_document as document
 
-    return await _respond(req, None, lambda _c, _b: document())
+    return await _respond(req, None, lambda _a, _c, _b: document())
 
 
 # Mapping between HTTP and the service layer (no logic of the service's own below).
 
 
-def _in_thread(call: Callable[[RequestContext, bytes], Any]) -> Call:
-    """A blocking service call (ARM, Table Storage), run in a worker thread."""
+def _in_thread(call: Blocking) -> Call:
+    """A blocking service call (ARM, Table Storage), run in one of the context's worker threads."""
 
-    async def run(context: RequestContext, body: bytes) -> Any:
-        return await run_blocking(call, context, body)
+    async def run(app: AppContext, context: RequestContext, body: bytes) -> Any:
+        return await app.run_blocking(call, app, context, body)
 
     return run
 
@@ -222,17 +233,23 @@ async def _respond(
     request_id = request_id_from(req.headers)
     headers = {"x-request-id": request_id}
     try:
-        caller = authorize(req.headers, role) if role is not None else ANONYMOUS
+        app_context = get_context()
+        caller = authorize(req.headers, role, app_context.settings) if role is not None else ANONYMOUS
         if body_limit and json_body:
             check_json_content_type(req.headers.get("content-type"))
         body = await _read_body(req, body_limit) if body_limit else b""
-        result = await call(RequestContext(request_id, caller), body)
+        context = RequestContext(request_id, caller, lambda: app_context.audit_store)
+        result = await call(app_context, context, body)
+    except RelayedError as error:
+        return _proxy_response(ProxyResponse(error.status, error.relayed_headers, body=error.body), request_id)
     except ServiceError as error:
         if error.status >= 500:
             log.warning(
                 "%s %s -> %d %s (x-request-id=%s)", req.method, req.url.path, error.status, error.code, request_id
             )
-        return JSONResponse(error.to_body(), status_code=error.status, headers={**headers, **error.headers})
+        return JSONResponse(
+            error.to_body(), status_code=error.status, headers={**headers, **error.response_headers()}
+        )
     except Exception:
         log.exception("Unhandled error on %s %s (x-request-id=%s)", req.method, req.url.path, request_id)
         message = f"The service failed unexpectedly. Quote x-request-id {request_id} when reporting it."
@@ -253,15 +270,15 @@ def _operation_response(result: OperationResult, headers: dict[str, str]) -> Res
         headers["Location"] = ROUTE_PREFIX + result.location
     if result.retry_after is not None:
         headers["Retry-After"] = str(result.retry_after)
-    if result.deployment is None:
+    if result.resource is None:
         return Response(status_code=result.status, headers=headers)
-    return JSONResponse(result.deployment, status_code=result.status, headers=headers)
+    return JSONResponse(result.resource, status_code=result.status, headers=headers)
 
 
 def _proxy_response(result: ProxyResponse, request_id: str) -> Response:
-    # Upstream's x-request-id / apim-request-id stay as Azure sent them (what support asks for); this
-    # service's id travels as x-ms-client-request-id, which it also sent upstream.
-    headers = {"x-request-id": request_id, **result.headers, "x-ms-client-request-id": request_id}
+    # x-request-id is this service's id, as on every answer; Azure's own comes back as x-ms-request-id, and
+    # apim-request-id as Azure sent it (what Azure support asks for).
+    headers = {**result.headers, "x-request-id": request_id, "x-ms-client-request-id": request_id}
     media_type = headers.pop("content-type", None)
     if result.stream is not None:
         return StreamingResponse(result.stream, status_code=result.status, headers=headers, media_type=media_type)

@@ -17,12 +17,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .errors import AuthenticationNotConfigured, ConfigurationError, Forbidden, Unauthorized
-
-if TYPE_CHECKING:
-    from .audit import AuditTrail
 
 
 class Role(StrEnum):
@@ -70,21 +67,24 @@ LOCAL_DEVELOPER = Caller(name="local developer (AUTH_MODE=none)", roles=ALL_ROLE
 KEY_HOLDER = Caller(name="function key holder", roles=ALL_ROLES)
 
 
-def auth_mode(env: Mapping[str, str] | None = None) -> str:
-    """The configured mode; a value that is not a mode is a ConfigurationError (routes fail closed)."""
-    env = os.environ if env is None else env
-    mode = env.get("AUTH_MODE", "entra").strip().lower() or "entra"
-    if mode not in AUTH_MODES:
-        raise ConfigurationError(f"AUTH_MODE is '{mode}'; use one of {', '.join(AUTH_MODES)}.", target="AUTH_MODE")
-    return mode
+class AuthSettings(Protocol):
+    """The settings authorization reads (services.settings.Settings has them)."""
+
+    @property
+    def auth_mode(self) -> str: ...
+
+    @property
+    def website_auth_enabled(self) -> bool: ...
+
+    @property
+    def website_instance_id(self) -> str | None: ...
 
 
-def authorize(headers: Mapping[str, str], role: Role, env: Mapping[str, str] | None = None) -> Caller:
+def authorize(headers: Mapping[str, str], role: Role, settings: AuthSettings) -> Caller:
     """The caller of a request that needs `role`, or the 401/403/503 saying why it may not proceed."""
-    env = os.environ if env is None else env
-    mode = auth_mode(env)
+    mode = settings.auth_mode
     if mode == "none":
-        if env.get("WEBSITE_INSTANCE_ID"):
+        if settings.website_instance_id:
             raise ConfigurationError(
                 "AUTH_MODE=none is for local development only and is refused in Azure. Set AUTH_MODE=entra "
                 "(App Service Authentication) or AUTH_MODE=keys.",
@@ -94,7 +94,7 @@ def authorize(headers: Mapping[str, str], role: Role, env: Mapping[str, str] | N
     if mode == "keys":
         # The Functions host has already checked the key (routes are registered at the function level).
         return KEY_HOLDER
-    if env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() != "true":
+    if not settings.website_auth_enabled:
         raise AuthenticationNotConfigured(
             "AUTH_MODE=entra, but App Service Authentication is not enabled on this app, so the caller cannot "
             "be trusted. Enable it with Microsoft Entra ID (infra/ does), or set AUTH_MODE=keys.",
@@ -161,28 +161,10 @@ ANONYMOUS = Caller(name="anonymous")
 def host_checks_keys(env: Mapping[str, str] | None = None) -> bool:
     """Whether routes are registered at the function level (keys checked by the host).
 
-    Only in `keys` mode; in `entra` mode Easy Auth is the gate and routes are anonymous at the host. A
-    mode that is not valid keeps the keys on (fail closed) while the routes report the setting.
+    Read when the app registers its functions, before any settings object exists. Only in `keys` mode; in
+    `entra` mode Easy Auth is the gate and routes are anonymous at the host. A mode that is not valid keeps
+    the keys on (fail closed) while the routes report the setting.
     """
-    try:
-        return auth_mode(env) == "keys"
-    except ConfigurationError:
-        return True
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """What a route hands the service layer about the request: its id and the authorized caller."""
-
-    request_id: str
-    caller: Caller
-
-    @property
-    def caller_id(self) -> str | None:
-        """The id the logs carry for the caller (never a name or a token)."""
-        return self.caller.object_id or self.caller.app_id
-
-    def audit(self) -> AuditTrail:
-        from .audit import AuditTrail
-
-        return AuditTrail(self.caller, self.request_id)
+    env = os.environ if env is None else env
+    mode = (env.get("AUTH_MODE") or "entra").strip().lower() or "entra"
+    return mode == "keys" or mode not in AUTH_MODES

@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 from .errors import ConfigurationError
-from .inference import ProxyResponse
+from .results import ProxyResponse
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
 

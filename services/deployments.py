@@ -2,267 +2,77 @@
 
 Everything a caller sends is validated before any ARM call, so bad input changes nothing. Mutations on
 one account run one at a time in this process (ARM refuses concurrent ones with 409 RequestConflict),
-and a request whose desired state is already in place answers without touching ARM: an unchanged re-PUT
+and a request whose desired state is already in place answers without an ARM write: an unchanged re-PUT
 can fail with InsufficientQuota when the quota is full.
+
+The three mutations share one path (`_mutate`): find the account, check the name and `?wait`, open the
+audit record, take the account's lock, then run their own step, which reads the deployment, decides, and
+writes to ARM at most once.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from pydantic import ValidationError as PydanticValidationError
 from requests.structures import CaseInsensitiveDict
 
-from .arm import ArmClient, ArmResponse, LongRunningOperation, PollOutcome
+from .arm import ArmClient, ArmResponse
 from .audit import AuditRecord, AuditTrail
-from .errors import (
-    ConflictError,
-    DeploymentNotFound,
-    ServiceError,
-    UpstreamError,
-    ValidationError,
-)
-from .identity import token_provider
-from .settings import Account, Settings, get_settings
-from .web import parse_json_object, parse_wait
+from .capacity import check_capacity
+from .deployment_requests import DeploymentRequest, ScaleRequest, check_name, parse_patch, parse_put
+from .deployment_state import CurrentDeployment, desired_state
+from .errors import Conflict, DeploymentNotFound, ServiceError, UpstreamError, ValidationError, error_for_status
+from .locks import KeyedLocks
+from .lro import LongRunningOperation, PollOutcome
+from .results import OperationResult, Outcome
+from .settings import Account, Settings
+from .web import parse_wait
 
-DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
-SKU_NAMES = (
-    "Standard",
-    "GlobalStandard",
-    "DataZoneStandard",
-    "DeveloperTier",
-    "ProvisionedManaged",
-    "GlobalProvisionedManaged",
-    "DataZoneProvisionedManaged",
-)
-_SKU_BY_LOWER = {name.lower(): name for name in SKU_NAMES}
-MAX_CAPACITY = 100_000
-_Model = TypeVar("_Model", bound="BaseModel")
-
-# Printable ASCII without spaces or '/': fine-tuned ids look like `gpt-4o-mini-2024-07-18.ft-0123abcd`,
-# checkpoints like `ftchkpt-…` or `….ft-…:ckpt-step-10`.
-ModelId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x2e\x30-\x7e]{1,256}$")]
-ShortText = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,64}$")]
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^<>%&\\?/]+$")]
-TagValue = Annotated[str, StringConstraints(max_length=256)]
-Capacity = Annotated[int, Field(ge=1, le=MAX_CAPACITY)]
-UpgradeOption = Literal["OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade"]
-
-PUT_EXAMPLE = '{"model": "gpt-4o-mini-2024-07-18.ft-0123abcd", "sku": {"name": "Standard", "capacity": 1}}'
-PATCH_EXAMPLE = '{"capacity": 40}'
+_NOT_FOUND_CODES = ("DeploymentNotFound", "NotFound", "ResourceNotFound")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+@dataclass
+class _Change:
+    """One mutation in progress: where, until when a caller waits, and what the audit record should say."""
 
+    account: Account
+    name: str
+    deadline: float
+    request_id: str | None
+    entry: AuditRecord | None
+    wrote: bool = False
 
-class SkuRequest(_Strict):
-    name: str | None = None
-    capacity: Capacity | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _known_sku(cls, value: str | None) -> str | None:
-        return None if value is None else canonical_sku(value)
-
-
-class DeploymentRequest(_Strict):
-    """Body of PUT /deployments/{name}."""
-
-    model: ModelId
-    version: ShortText | None = None
-    format: ShortText | None = None
-    sku: SkuRequest | None = None
-    source: str | None = None
-    raiPolicyName: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
-    versionUpgradeOption: UpgradeOption | None = None
-    tags: Annotated[dict[TagKey, TagValue], Field(max_length=50)] | None = None
-
-
-class ScaleRequest(_Strict):
-    """Body of PATCH /deployments/{name}: a capacity, a sku, and/or tags."""
-
-    capacity: Capacity | None = None
-    sku: SkuRequest | None = None
-    tags: Annotated[dict[TagKey, TagValue], Field(max_length=50)] | None = None
-
-
-def canonical_sku(name: str) -> str:
-    canonical = _SKU_BY_LOWER.get(name.lower())
-    if canonical is None:
-        raise ValueError(f"unknown SKU '{name}'; use one of {', '.join(SKU_NAMES)}")
-    return canonical
-
-
-@dataclass(frozen=True)
-class DesiredDeployment:
-    """What a deployment should look like, in ARM terms (source as an ARM account id)."""
-
-    model_format: str
-    model_name: str
-    model_version: str
-    model_source: str | None
-    sku_name: str
-    capacity: int
-    rai_policy_name: str | None
-    version_upgrade_option: str | None
-    tags: dict[str, str] | None
-
-    def arm_body(self) -> dict[str, Any]:
-        model: dict[str, Any] = {"format": self.model_format, "name": self.model_name, "version": self.model_version}
-        if self.model_source:
-            model["source"] = self.model_source
-        properties: dict[str, Any] = {"model": model}
-        if self.rai_policy_name:
-            properties["raiPolicyName"] = self.rai_policy_name
-        if self.version_upgrade_option:
-            properties["versionUpgradeOption"] = self.version_upgrade_option
-        body: dict[str, Any] = {"sku": {"name": self.sku_name, "capacity": self.capacity}, "properties": properties}
-        if self.tags is not None:
-            body["tags"] = self.tags
-        return body
-
-    def same_model_as(self, current: CurrentDeployment) -> bool:
-        return (
-            self.model_format.lower() == current.model_format.lower()
-            and self.model_name == current.model_name
-            and self.model_version == current.model_version
-            and (self.model_source or "").lower() == (current.model_source or "").lower()
-        )
-
-    def matches(self, current: CurrentDeployment) -> bool:
-        return (
-            self.same_model_as(current)
-            and self.sku_name.lower() == current.sku_name.lower()
-            and self.capacity == current.capacity
-            and (self.rai_policy_name or current.rai_policy_name) == current.rai_policy_name
-            and (self.version_upgrade_option or current.version_upgrade_option) == current.version_upgrade_option
-            and (self.tags if self.tags is not None else current.tags) == current.tags
-        )
-
-
-@dataclass(frozen=True)
-class CurrentDeployment:
-    """The parts of an ARM deployment resource this service compares and reports."""
-
-    resource: dict[str, Any]
-
-    @property
-    def _properties(self) -> dict[str, Any]:
-        properties = self.resource.get("properties")
-        return properties if isinstance(properties, dict) else {}
-
-    @property
-    def _model(self) -> dict[str, Any]:
-        model = self._properties.get("model")
-        return model if isinstance(model, dict) else {}
-
-    @property
-    def _sku(self) -> dict[str, Any]:
-        sku = self.resource.get("sku")
-        return sku if isinstance(sku, dict) else {}
-
-    @property
-    def model_format(self) -> str:
-        return str(self._model.get("format") or "")
-
-    @property
-    def model_name(self) -> str:
-        return str(self._model.get("name") or "")
-
-    @property
-    def model_version(self) -> str:
-        return str(self._model.get("version") or "")
-
-    @property
-    def model_source(self) -> str | None:
-        source = self._model.get("source") or self._model.get("sourceAccount")
-        return str(source) if source else None
-
-    @property
-    def sku_name(self) -> str:
-        return str(self._sku.get("name") or "")
-
-    @property
-    def capacity(self) -> int:
-        return int(self._sku.get("capacity") or 0)
-
-    @property
-    def rai_policy_name(self) -> str | None:
-        value = self._properties.get("raiPolicyName")
-        return str(value) if value is not None else None
-
-    @property
-    def version_upgrade_option(self) -> str | None:
-        value = self._properties.get("versionUpgradeOption")
-        return str(value) if value is not None else None
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return dict(self.resource.get("tags") or {})
-
-    @property
-    def state(self) -> str:
-        return str(self._properties.get("provisioningState") or "Succeeded")
-
-    @property
-    def in_progress(self) -> bool:
-        return self.state.lower() not in ("succeeded", "failed", "canceled")
-
-
-Outcome = Literal["created", "updated", "unchanged", "accepted", "deleted"]
-_STATUS: dict[str, int] = {"created": 201, "updated": 200, "unchanged": 200, "accepted": 202, "deleted": 204}
-
-
-@dataclass(frozen=True)
-class OperationResult:
-    """What a mutation came to. `location` is the path (under the route prefix) to poll while accepted."""
-
-    outcome: Outcome
-    deployment: dict[str, Any] | None = None
-    location: str | None = None
-    retry_after: int | None = None
-    correlation_id: str | None = None
-
-    @property
-    def status(self) -> int:
-        return _STATUS[self.outcome]
+    def call_it(self, action: str) -> None:
+        """Name the action in the audit record once it is known (a PUT that creates, or one that updates)."""
+        if self.entry is not None:
+            self.entry.action = action
 
 
 class DeploymentService:
     """The deployment operations over one ARM client and the configured accounts."""
 
-    settings: Settings
-    arm: ArmClient
-
     def __init__(self, settings: Settings, arm: ArmClient) -> None:
         self.settings = settings
         self.arm = arm
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = KeyedLocks(settings.arm.conflict_retry_seconds)
 
     # Reads
 
     def list_deployments(self, alias: str | None, *, request_id: str | None = None) -> list[dict[str, Any]]:
         account = self.settings.account(alias)
         items: list[dict[str, Any]] = []
-        for page in self.arm.pages(self.arm.url(self._collection_path(account)), request_id=request_id):
+        for page in self.arm.pages(self.arm.url(f"{account.arm_id}/deployments"), request_id=request_id):
             self._raise_for_status(page, account)
             items.extend(self.view(resource, account) for resource in page.body.get("value", []))
         return items
 
     def get(self, alias: str | None, name: str, *, request_id: str | None = None) -> dict[str, Any]:
         account = self.settings.account(alias)
-        _check_name(name)
+        check_name(name)
         current = self._current(account, name, request_id)
         if current is None:
             raise _not_found(account, name)
@@ -274,7 +84,7 @@ class DeploymentService:
         self,
         alias: str | None,
         name: str,
-        raw_body: bytes,
+        raw_body: bytes | dict[str, Any],
         *,
         wait: str | None = None,
         request_id: str | None = None,
@@ -283,52 +93,15 @@ class DeploymentService:
         asked: dict[str, Any] | None = None,
     ) -> OperationResult:
         """Create or update; `action` and `asked` let deploy-from-job record itself as such in the audit trail."""
-        account = self.settings.account(alias)
-        _check_name(name)
-        request = parse_model(DeploymentRequest, parse_json_object(raw_body, example=PUT_EXAMPLE))
-        wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
+        account = self._target(alias, name)
+        request = parse_put(raw_body)
         source_id = self._source_id(request.source)
-        deadline = self.arm.retry.clock() + wait_seconds
         summary = {**(asked or {}), **request.model_dump(exclude_none=True, exclude={"tags"})}
-        with _audited(audit, action or "create", account, name, summary) as entry:
-            result = self._put(account, name, request, source_id, deadline, request_id)
-            if entry is not None and action is None and result.outcome != "created":
-                entry.action = "update"
-            return _noted(entry, result)
 
-    def _put(
-        self,
-        account: Account,
-        name: str,
-        request: DeploymentRequest,
-        source_id: str | None,
-        deadline: float,
-        request_id: str | None,
-    ) -> OperationResult:
-        with self._account_lock(account):
-            current = self._current(account, name, request_id)
-            desired = _desired(request, source_id, current)
-            if current is not None:
-                if not desired.same_model_as(current) and desired.capacity != current.capacity:
-                    raise ValidationError(
-                        f"Changing the model ({current.model_name} {current.model_version} -> {desired.model_name} "
-                        f"{desired.model_version}) and the capacity ({current.capacity} -> {desired.capacity}) in one "
-                        "request is refused by ARM. Do it in two steps: PUT the new model with the current capacity, "
-                        "then PATCH the capacity.",
-                        code="ModelAndCapacityChange",
-                    )
-                if desired.matches(current) and current.state.lower() != "failed":
-                    return self._already(current, "PUT", account, name, deadline, request_id)
-            response = self.arm.send(
-                "PUT",
-                self._resource_url(account, name),
-                json=desired.arm_body(),
-                request_id=request_id,
-                retry_conflict=True,
-            )
-            self._raise_for_status(response, account, name)
-            done: Outcome = "created" if response.status == 201 or current is None else "updated"
-            return self._finish("PUT", account, name, response, deadline, done, request_id)
+        def step(change: _Change) -> OperationResult:
+            return self._put(change, request, source_id, keep_action=action is not None)
+
+        return self._mutate(account, name, wait, request_id, audit, action or "create", summary, step)
 
     def scale(
         self,
@@ -340,44 +113,12 @@ class DeploymentService:
         request_id: str | None = None,
         audit: AuditTrail | None = None,
     ) -> OperationResult:
-        account = self.settings.account(alias)
-        _check_name(name)
-        request = parse_model(ScaleRequest, parse_json_object(raw_body, example=PATCH_EXAMPLE))
-        if request.capacity is not None and request.sku is not None:
-            raise ValidationError(
-                'Send either capacity or sku, not both: {"capacity": 40} or '
-                '{"sku": {"name": "GlobalStandard", "capacity": 40}}.',
-                target="capacity",
-            )
-        if request.capacity is None and request.sku is None and request.tags is None:
-            raise ValidationError(f"Nothing to change. Send for example {PATCH_EXAMPLE}.", code="MissingRequestBody")
-        wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
-        deadline = self.arm.retry.clock() + wait_seconds
-        with _audited(audit, "scale", account, name, request.model_dump(exclude_none=True)) as entry:
-            return _noted(entry, self._scale(account, name, request, deadline, request_id))
-
-    def _scale(
-        self, account: Account, name: str, request: ScaleRequest, deadline: float, request_id: str | None
-    ) -> OperationResult:
-        with self._account_lock(account):
-            current = self._current(account, name, request_id)
-            if current is None:
-                raise _not_found(account, name)
-            sku_name = (request.sku.name if request.sku else None) or current.sku_name
-            capacity = request.capacity or (request.sku.capacity if request.sku else None) or current.capacity
-            tags = request.tags if request.tags is not None else current.tags
-            if sku_name.lower() == current.sku_name.lower() and capacity == current.capacity and tags == current.tags:
-                return self._already(current, "PATCH", account, name, deadline, request_id)
-            if sku_name.lower() != current.sku_name.lower() or capacity != current.capacity:
-                self._check_capacity(account, name, sku_name, capacity, request_id)
-            patch: dict[str, Any] = {"sku": {"name": sku_name, "capacity": capacity}}
-            if request.tags is not None:
-                patch["tags"] = request.tags
-            response = self.arm.send(
-                "PATCH", self._resource_url(account, name), json=patch, request_id=request_id, retry_conflict=True
-            )
-            self._raise_for_status(response, account, name)
-            return self._finish("PATCH", account, name, response, deadline, "updated", request_id)
+        account = self._target(alias, name)
+        request = parse_patch(raw_body)
+        summary = request.model_dump(exclude_none=True)
+        return self._mutate(
+            account, name, wait, request_id, audit, "scale", summary, lambda change: self._scale(change, request)
+        )
 
     def delete(
         self,
@@ -388,25 +129,92 @@ class DeploymentService:
         request_id: str | None = None,
         audit: AuditTrail | None = None,
     ) -> OperationResult:
-        account = self.settings.account(alias)
-        _check_name(name)
-        wait_seconds = parse_wait(wait, self.settings.arm.max_wait_seconds)
-        deadline = self.arm.retry.clock() + wait_seconds
-        with _audited(audit, "delete", account, name, {}) as entry:
-            return _noted(entry, self._delete(account, name, deadline, request_id))
+        account = self._target(alias, name)
+        return self._mutate(account, name, wait, request_id, audit, "delete", {}, self._delete)
 
-    def _delete(self, account: Account, name: str, deadline: float, request_id: str | None) -> OperationResult:
-        with self._account_lock(account):
-            current = self._current(account, name, request_id)
-            if current is None:
-                return OperationResult("deleted")
-            if current.state.lower() == "deleting":
-                return self._already(current, "DELETE", account, name, deadline, request_id)
-            response = self.arm.send(
-                "DELETE", self._resource_url(account, name), request_id=request_id, retry_conflict=True
-            )
-            self._raise_for_status(response, account, name)
-            return self._finish("DELETE", account, name, response, deadline, "deleted", request_id)
+    def _target(self, alias: str | None, name: str) -> Account:
+        account = self.settings.account(alias)
+        check_name(name)
+        return account
+
+    def _mutate(
+        self,
+        account: Account,
+        name: str,
+        wait: str | None,
+        request_id: str | None,
+        audit: AuditTrail | None,
+        action: str,
+        asked: dict[str, Any],
+        step: Callable[[_Change], OperationResult],
+    ) -> OperationResult:
+        deadline = self.arm.clock() + parse_wait(wait, self.settings.arm.max_wait_seconds)
+        if audit is None:
+            with self._locks.hold(account.alias):
+                return step(_Change(account, name, deadline, request_id, None))
+        with audit.record(action, account.alias, name, asked) as entry:
+            change = _Change(account, name, deadline, request_id, entry)
+            try:
+                with self._locks.hold(account.alias):
+                    result = step(change)
+            finally:
+                entry.changed = change.wrote
+            state = result.resource.get("provisioningState") if result.resource else None
+            entry.outcome = {"status": result.status, "provisioningState": state, "code": None}
+            entry.arm_correlation_id = result.correlation_id
+            return result
+
+    def _put(
+        self, change: _Change, request: DeploymentRequest, source_id: str | None, *, keep_action: bool
+    ) -> OperationResult:
+        current = self._current(change.account, change.name, change.request_id)
+        if not keep_action:
+            change.call_it("create" if current is None else "update")
+        desired = desired_state(request, source_id, current)
+        if current is not None:
+            _refuse_while_deleting(current, change)
+            if not desired.same_model_as(current) and desired.capacity != current.capacity:
+                raise ValidationError(
+                    f"Changing the model ({current.model_name} {current.model_version} -> {desired.model_name} "
+                    f"{desired.model_version}) and the capacity ({current.capacity} -> {desired.capacity}) in one "
+                    "request is refused by ARM. Do it in two steps: PUT the new model with the current capacity, "
+                    "then PATCH the capacity.",
+                    code="ModelAndCapacityChange",
+                )
+            if desired.matches(current) and current.state.lower() != "failed":
+                return self._already(change, current, "PUT")
+        response = self._write(change, "PUT", desired.arm_body())
+        created = current is None or response.status == 201
+        if created and not keep_action:
+            change.call_it("create")
+        return self._finish(change, "PUT", response, "created" if created else "updated")
+
+    def _scale(self, change: _Change, request: ScaleRequest) -> OperationResult:
+        current = self._current(change.account, change.name, change.request_id)
+        if current is None:
+            raise _not_found(change.account, change.name)
+        _refuse_while_deleting(current, change)
+        sku_name = (request.sku.name if request.sku else None) or current.sku_name
+        capacity = request.capacity or (request.sku.capacity if request.sku else None) or current.capacity
+        tags = request.tags if request.tags is not None else current.tags
+        if sku_name.lower() == current.sku_name.lower() and capacity == current.capacity and tags == current.tags:
+            return self._already(change, current, "PATCH")
+        if sku_name.lower() != current.sku_name.lower() or capacity != current.capacity:
+            skus = self.arm.send("GET", self._url(change.account, change.name, "/skus"), request_id=change.request_id)
+            self._raise_for_status(skus, change.account, change.name)
+            check_capacity(skus.body, change.name, sku_name, capacity)
+        patch: dict[str, Any] = {"sku": {"name": sku_name, "capacity": capacity}}
+        if request.tags is not None:
+            patch["tags"] = request.tags
+        return self._finish(change, "PATCH", self._write(change, "PATCH", patch), "updated")
+
+    def _delete(self, change: _Change) -> OperationResult:
+        current = self._current(change.account, change.name, change.request_id)
+        if current is None:
+            return OperationResult("deleted")
+        if current.state.lower() == "deleting":
+            return self._already(change, current, "DELETE")
+        return self._finish(change, "DELETE", self._write(change, "DELETE"), "deleted")
 
     # Views
 
@@ -430,112 +238,79 @@ class DeploymentService:
             "versionUpgradeOption": current.version_upgrade_option,
             "tags": current.tags,
         }
-        rate_limits = resource.get("properties", {}).get("rateLimits")
-        if rate_limits:
-            view["rateLimits"] = rate_limits
+        if current.rate_limits:
+            view["rateLimits"] = current.rate_limits
         view["id"] = resource.get("id")
         return view
 
     # Internals
 
-    def _already(
-        self,
-        current: CurrentDeployment,
-        method: str,
-        account: Account,
-        name: str,
-        deadline: float,
-        request_id: str | None,
-    ) -> OperationResult:
+    def _write(self, change: _Change, method: str, body: dict[str, Any] | None = None) -> ArmResponse:
+        """The one ARM write of a mutation (409 RequestConflict retried until its deadline)."""
+        change.wrote = True
+        url = self._url(change.account, change.name)
+        response = self.arm.send(method, url, json=body, request_id=change.request_id, retry_conflict=True)
+        self._raise_for_status(response, change.account, change.name)
+        return response
+
+    def _already(self, change: _Change, current: CurrentDeployment, method: str) -> OperationResult:
         """The asked-for state is in place, or on its way: no new ARM write; with ?wait, wait for it."""
         if not current.in_progress:
-            return self._result("unchanged", account, name, current.resource)
+            return self._result("unchanged", change, current.resource)
         # Follow the resource itself, as the earlier request's own status links are not known here.
-        running = ArmResponse(202, CaseInsensitiveDict(), current.resource, self._resource_url(account, name))
-        return self._finish(method, account, name, running, deadline, "unchanged", request_id)
+        url = self._url(change.account, change.name)
+        running = ArmResponse(202, CaseInsensitiveDict(), current.resource, url)
+        return self._finish(change, method, running, "unchanged")
 
-    def _finish(
-        self,
-        method: str,
-        account: Account,
-        name: str,
-        response: ArmResponse,
-        deadline: float,
-        done: Outcome,
-        request_id: str | None,
-    ) -> OperationResult:
-        operation = LongRunningOperation(self.arm, method, self._resource_url(account, name), response, request_id)
-        outcome = operation.poll_until(deadline)
+    def _finish(self, change: _Change, method: str, response: ArmResponse, done: Outcome) -> OperationResult:
+        url = self._url(change.account, change.name)
+        operation = LongRunningOperation(self.arm, method, url, response, change.request_id)
+        outcome = operation.poll_until(change.deadline)
+        correlation_id = response.correlation_id
         if outcome.state.lower() in ("failed", "canceled"):
-            raise _operation_failed(outcome, account, name, response.correlation_id)
+            raise _operation_failed(outcome, change, method, correlation_id)
         if outcome.terminal:
             if method == "DELETE":
-                return OperationResult("deleted", correlation_id=response.correlation_id)
-            return self._result(done, account, name, outcome.resource, response.correlation_id)
+                return OperationResult("deleted", correlation_id=correlation_id)
+            if outcome.resource is None:
+                # Succeeded, yet the deployment is gone: another request deleted it meanwhile.
+                raise _deleted_meanwhile(change, correlation_id)
+            return self._result(done, change, outcome.resource, correlation_id)
         # A DELETE still running answers 202 without a body, whichever request started it.
         resource = outcome.resource if method != "DELETE" else None
         if resource is None and method != "DELETE":
-            current = self._current(account, name, request_id)
-            resource = current.resource if current else None
+            current = self._current(change.account, change.name, change.request_id)
+            if current is None:
+                raise _deleted_meanwhile(change, correlation_id)
+            resource = current.resource
         retry_after = math.ceil(outcome.retry_after or self.settings.arm.poll_interval_seconds)
-        return self._result("accepted", account, name, resource, response.correlation_id, retry_after)
+        return self._result("accepted", change, resource, correlation_id, retry_after)
 
     def _result(
         self,
         outcome: Outcome,
-        account: Account,
-        name: str,
+        change: _Change,
         resource: dict[str, Any] | None,
         correlation_id: str | None = None,
         retry_after: int | None = None,
     ) -> OperationResult:
-        view = self.view(resource, account) if resource is not None else None
+        view = self.view(resource, change.account) if resource is not None else None
         if outcome != "accepted":
             return OperationResult(outcome, view, correlation_id=correlation_id)
         return OperationResult(
             "accepted",
             view,
-            location=f"/deployments/{quote(name)}?account={quote(account.alias)}",
+            location=f"/deployments/{quote(change.name)}?account={quote(change.account.alias)}",
             retry_after=max(retry_after or math.ceil(self.settings.arm.poll_interval_seconds), 1),
             correlation_id=correlation_id,
         )
 
     def _current(self, account: Account, name: str, request_id: str | None) -> CurrentDeployment | None:
-        response = self.arm.send("GET", self._resource_url(account, name), request_id=request_id)
-        if response.status == 404 and _error_code(response) in ("DeploymentNotFound", "NotFound", ""):
+        response = self.arm.send("GET", self._url(account, name), request_id=request_id)
+        if response.status == 404 and _error_code(response) in (*_NOT_FOUND_CODES, ""):
             return None
         self._raise_for_status(response, account, name)
         return CurrentDeployment(response.body)
-
-    def _check_capacity(
-        self, account: Account, name: str, sku_name: str, capacity: int, request_id: str | None
-    ) -> None:
-        response = self.arm.send(
-            "GET", self.arm.url(self._resource_path(account, name) + "/skus"), request_id=request_id
-        )
-        self._raise_for_status(response, account, name)
-        rules = {
-            str(item.get("sku", {}).get("name", "")).lower(): item.get("capacity") or {}
-            for item in response.body.get("value", [])
-            if isinstance(item, dict)
-        }
-        rule = rules.get(sku_name.lower())
-        if rule is None:
-            available = ", ".join(
-                sorted(str(item.get("sku", {}).get("name")) for item in response.body.get("value", []))
-            )
-            raise ValidationError(
-                f"SKU '{sku_name}' is not available for deployment '{name}'. Available: {available or 'none'}.",
-                code="InvalidSku",
-                target="sku.name",
-            )
-        problem = capacity_problem(capacity, rule)
-        if problem:
-            raise ValidationError(
-                f"Capacity {capacity} is not allowed for SKU '{sku_name}' on deployment '{name}': {problem}.",
-                code="InvalidCapacity",
-                target="capacity",
-            )
 
     def _raise_for_status(self, response: ArmResponse, account: Account, name: str | None = None) -> None:
         if response.status < 400:
@@ -556,19 +331,14 @@ class DeploymentService:
         headers = {}
         if response.headers.get("Retry-After"):
             headers["Retry-After"] = response.headers["Retry-After"]
-        raise UpstreamError(
+        raise error_for_status(
+            response.status,
             message,
             code=code,
-            status=response.status,
             target=error.get("target") if isinstance(error.get("target"), str) else None,
             headers=headers,
             correlation_id=response.correlation_id,
         )
-
-    def _account_lock(self, account: Account) -> _TimedLock:
-        with self._locks_guard:
-            lock = self._locks.setdefault(account.alias, threading.Lock())
-        return _TimedLock(lock, self.settings.arm.conflict_retry_seconds, account)
 
     def _source_id(self, source: str | None) -> str | None:
         if source is None:
@@ -588,125 +358,18 @@ class DeploymentService:
                 return alias
         return arm_id
 
-    def _collection_path(self, account: Account) -> str:
-        return f"{account.arm_id}/deployments"
-
-    def _resource_path(self, account: Account, name: str) -> str:
-        return f"{account.arm_id}/deployments/{quote(name)}"
-
-    def _resource_url(self, account: Account, name: str) -> str:
-        return self.arm.url(self._resource_path(account, name))
+    def _url(self, account: Account, name: str, suffix: str = "") -> str:
+        return self.arm.url(f"{account.arm_id}/deployments/{quote(name)}{suffix}")
 
 
-@contextmanager
-def _audited(
-    audit: AuditTrail | None, action: str, account: Account, name: str, asked: dict[str, Any]
-) -> Iterator[AuditRecord | None]:
-    """The audit record of a mutation (written before any ARM call), or nothing when not audited."""
-    if audit is None:
-        yield None
-        return
-    with audit.record(action, account.alias, name, asked) as entry:
-        yield entry
-
-
-def _noted(entry: AuditRecord | None, result: OperationResult) -> OperationResult:
-    """Put what the caller is about to get into the audit record."""
-    if entry is not None:
-        state = result.deployment.get("provisioningState") if result.deployment else None
-        entry.outcome = {"status": result.status, "provisioningState": state, "code": None}
-        entry.arm_correlation_id = result.correlation_id
-    return result
-
-
-class _TimedLock:
-    """The per-account mutation lock; a request that cannot get it in time answers 409 with Retry-After."""
-
-    def __init__(self, lock: threading.Lock, timeout: float, account: Account) -> None:
-        self._lock = lock
-        self._timeout = timeout
-        self._account = account
-
-    def __enter__(self) -> None:
-        if not self._lock.acquire(timeout=self._timeout):
-            raise ConflictError(
-                f"Another change to account '{self._account.alias}' is still running in this service. "
-                "Try again when it has finished.",
-                headers={"Retry-After": "10"},
-            )
-
-    def __exit__(self, *_: object) -> None:
-        self._lock.release()
-
-
-def capacity_problem(capacity: int, rule: dict[str, Any]) -> str | None:
-    """Why `capacity` breaks an ARM ListSkus capacity rule, or None when it is allowed."""
-    allowed = [int(value) for value in rule.get("allowedValues") or []]
-    if allowed:
-        return None if capacity in allowed else f"allowed values are {', '.join(map(str, allowed))}"
-    minimum = rule.get("minimum")
-    maximum = rule.get("maximum")
-    step = rule.get("step")
-    if minimum is not None and capacity < int(minimum):
-        return f"the minimum is {minimum}" + (f", in steps of {step}" if step and int(step) > 1 else "")
-    if maximum is not None and capacity > int(maximum):
-        return f"the maximum is {maximum}"
-    if step and int(step) > 1 and (capacity - int(minimum or 0)) % int(step) != 0:
-        start = int(minimum or 0)
-        examples = ", ".join(str(start + n * int(step)) for n in range(3))
-        return f"capacity goes in steps of {step} from {start} (e.g. {examples})"
-    return None
-
-
-def _desired(request: DeploymentRequest, source_id: str | None, current: CurrentDeployment | None) -> DesiredDeployment:
-    """The full desired state: the request, then the current deployment's values, then creation defaults."""
-    same_model = current is not None and request.model == current.model_name
-    sku = request.sku or SkuRequest()
-    return DesiredDeployment(
-        model_format=request.format or (current.model_format if current else "") or "OpenAI",
-        model_name=request.model,
-        model_version=request.version or (current.model_version if same_model and current else "") or "1",
-        model_source=source_id,
-        sku_name=sku.name or (current.sku_name if current else "") or "Standard",
-        capacity=sku.capacity or (current.capacity if current else 0) or 1,
-        rai_policy_name=request.raiPolicyName,
-        version_upgrade_option=request.versionUpgradeOption,
-        tags=request.tags,
-    )
-
-
-def parse_model(model: type[_Model], data: dict[str, Any]) -> _Model:
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as error:
-        raise _validation_error(error, model) from None
-
-
-def _validation_error(error: PydanticValidationError, model: type[BaseModel]) -> ValidationError:
-    first = error.errors(include_url=False)[0]
-    location = ".".join(str(part) for part in first["loc"])
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        allowed = ", ".join(model.model_fields)
-        message = f"Unknown field '{location}'. Allowed fields: {allowed}."
-        return ValidationError(message, code="UnknownField", target=location)
-    if kind == "missing":
-        return ValidationError(f"'{location}' is required.", code="MissingField", target=location)
-    detail = str(first.get("msg", "invalid value"))
-    if detail.startswith("Value error, "):
-        detail = detail[len("Value error, ") :]
-    if kind == "string_pattern_mismatch" and location == "model":
-        detail = "a model id is printable ASCII with no spaces or '/', e.g. gpt-4o-mini-2024-07-18.ft-0123abcd"
-    return ValidationError(f"Invalid '{location}': {detail}.", code="InvalidField", target=location)
-
-
-def _check_name(name: str) -> None:
-    if not DEPLOYMENT_NAME.fullmatch(name):
-        raise ValidationError(
-            f"Deployment name '{name[:80]}' is not valid: use 2-64 letters, digits, '-', '_' or '.', "
-            "starting with a letter or digit.",
-            code="InvalidDeploymentName",
+def _refuse_while_deleting(current: CurrentDeployment, change: _Change) -> None:
+    if current.state.lower() == "deleting":
+        raise Conflict(
+            f"Deployment '{change.name}' in account '{change.account.alias}' is being deleted by another request. "
+            "Wait until GET answers 404, then PUT it again.",
+            code="DeploymentBeingDeleted",
             target="name",
+            headers={"Retry-After": "10"},
         )
 
 
@@ -718,37 +381,30 @@ def _not_found(account: Account, name: str) -> DeploymentNotFound:
     )
 
 
-def _error_code(response: ArmResponse) -> str:
-    return str(response.error().get("code") or "") if response.body else ""
-
-
-def _operation_failed(outcome: PollOutcome, account: Account, name: str, correlation_id: str | None) -> ServiceError:
-    error = outcome.error or {}
-    return UpstreamError(
-        f"The operation on deployment '{name}' in account '{account.alias}' ended {outcome.state}: "
-        f"{error.get('message', 'ARM gave no reason')}. Fix the cause, then PUT again or DELETE the deployment.",
-        code=str(error.get("code") or "DeploymentFailed"),
-        status=500,
+def _deleted_meanwhile(change: _Change, correlation_id: str | None) -> DeploymentNotFound:
+    return DeploymentNotFound(
+        f"Deployment '{change.name}' in account '{change.account.alias}' was deleted by another request while "
+        "this change was in progress. PUT it again to recreate it.",
+        target="name",
         correlation_id=correlation_id,
     )
 
 
-_service_lock = threading.Lock()
-_service: DeploymentService | None = None
+def _error_code(response: ArmResponse) -> str:
+    return str(response.error().get("code") or "") if response.body else ""
 
 
-def get_service() -> DeploymentService:
-    """The process-wide service: settings, credential-backed token provider and ARM session made once."""
-    global _service
-    if _service is None:
-        with _service_lock:
-            if _service is None:
-                settings = get_settings()
-                arm = ArmClient(
-                    settings.arm_endpoint,
-                    settings.arm_api_version,
-                    token_provider(settings.arm_scope),
-                    tuning=settings.arm,
-                )
-                _service = DeploymentService(settings, arm)
-    return _service
+def _operation_failed(
+    outcome: PollOutcome, change: _Change, method: str, correlation_id: str | None
+) -> ServiceError:
+    error = outcome.error or {}
+    code = str(error.get("code") or "DeploymentFailed")
+    if method != "DELETE" and code in _NOT_FOUND_CODES:
+        return _deleted_meanwhile(change, correlation_id)
+    return UpstreamError(
+        f"The operation on deployment '{change.name}' in account '{change.account.alias}' ended {outcome.state}: "
+        f"{error.get('message', 'ARM gave no reason')}. Fix the cause, then PUT again or DELETE the deployment.",
+        code=code,
+        status=500,
+        correlation_id=correlation_id,
+    )

@@ -2,6 +2,10 @@
 
 Every error the service answers with is `{"error": {"code", "message", "target"}}`: the same shape ARM and
 Azure OpenAI use, so a caller needs one error parser for this service and the services behind it.
+
+The classes follow the status they answer with (`BadRequest`, `NotFound`, `Conflict`, `Throttled`, ...), so
+code can `except NotFound` whatever produced it. `error_for_status` picks the class for an error that an
+upstream (ARM) answered, keeping the upstream's own code and message.
 """
 
 from __future__ import annotations
@@ -41,20 +45,37 @@ class ServiceError(Exception):
             error["target"] = self.target
         return {"error": error}
 
+    def response_headers(self) -> dict[str, str]:
+        """Headers the answer carries: the error's own, and ARM's correlation id when ARM was involved."""
+        headers = dict(self.headers)
+        if self.correlation_id:
+            headers["x-ms-correlation-request-id"] = self.correlation_id
+        return headers
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r})"
 
 
-class ValidationError(ServiceError):
-    """Bad input from the caller. Raised before anything is sent to Azure."""
+# 4xx: the caller can fix it.
 
+
+class BadRequest(ServiceError):
     status = 400
     code = "InvalidRequest"
 
 
-class PayloadTooLarge(ServiceError):
-    status = 413
-    code = "PayloadTooLarge"
+class ValidationError(BadRequest):
+    """Bad input from the caller. Raised before anything is sent to Azure."""
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "Forbidden"
 
 
 class NotFound(ServiceError):
@@ -70,11 +91,35 @@ class DeploymentNotFound(NotFound):
     code = "DeploymentNotFound"
 
 
-class ConflictError(ServiceError):
+class Conflict(ServiceError):
+    status = 409
+    code = "Conflict"
+
+
+class ConflictError(Conflict):
     """ARM kept refusing because another operation runs on the account; the caller may retry later."""
 
-    status = 409
     code = "RequestConflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "UnsupportedMediaType"
+
+
+class Throttled(ServiceError):
+    """Too many requests: the answer carries Retry-After when the upstream gave one."""
+
+    status = 429
+    code = "TooManyRequests"
+
+
+# 5xx: the operator or the platform has to act, or the caller retries later.
 
 
 class ConfigurationError(ServiceError):
@@ -84,28 +129,19 @@ class ConfigurationError(ServiceError):
     code = "ConfigurationError"
 
 
-class IdentityUnavailable(ServiceError):
-    """No token could be had from the managed identity (or whatever DefaultAzureCredential found)."""
-
-    status = 503
-    code = "IdentityUnavailable"
-
-
 class UpstreamError(ServiceError):
-    """An error answered by ARM, passed on with ARM's own status, code and message."""
+    """An error answered by ARM or Azure OpenAI, passed on with the upstream's own status, code and message
+    (status 502 when the upstream's answer itself was unusable)."""
 
     status = 502
     code = "UpstreamError"
 
 
-class Unauthorized(ServiceError):
-    status = 401
-    code = "Unauthorized"
+class IdentityUnavailable(ServiceError):
+    """No token could be had from the managed identity (or whatever DefaultAzureCredential found)."""
 
-
-class Forbidden(ServiceError):
-    status = 403
-    code = "Forbidden"
+    status = 503
+    code = "IdentityUnavailable"
 
 
 class AuthenticationNotConfigured(ServiceError):
@@ -123,7 +159,42 @@ class AuditUnavailable(ServiceError):
 
 
 class UpstreamUnavailable(ServiceError):
-    """ARM could not be reached, or kept failing after bounded retries."""
+    """ARM or Azure OpenAI could not be reached, or kept failing after bounded retries."""
 
     status = 503
     code = "UpstreamUnavailable"
+
+
+class GatewayTimeout(ServiceError):
+    status = 504
+    code = "GatewayTimeout"
+
+
+class RelayedError(ServiceError):
+    """An upstream data-plane error relayed to the caller exactly as Azure sent it (body and headers)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        super().__init__(f"Azure OpenAI answered HTTP {status}.", status=status, code="UpstreamError")
+        self.body = body
+        self.relayed_headers = headers
+
+
+_BY_STATUS: dict[int, type[ServiceError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    429: Throttled,
+    503: UpstreamUnavailable,
+    504: GatewayTimeout,
+}
+
+
+def error_for_status(status: int, message: str, **kwargs: Any) -> ServiceError:
+    """The typed error for an upstream `status`, keeping its own code: a 404 is a `NotFound`, a 429 a
+    `Throttled`, any other 5xx an `UpstreamError` with that status."""
+    kind = _BY_STATUS.get(status, UpstreamError if status >= 500 else BadRequest)
+    return kind(message, status=status, **kwargs)

@@ -7,26 +7,27 @@ PUT /deployments/{name}.
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict
-
 from .audit import AuditTrail
-from .deployments import DEPLOYMENT_NAME, DeploymentRequest, OperationResult, SkuRequest, get_service, parse_model
-from .errors import ServiceError, ValidationError
-from .inference import InferenceGateway, ProxyResponse, get_gateway
-from .web import parse_json_object, run_blocking
+from .deployment_requests import SkuRequest, check_name, parse_put
+from .deployments import DeploymentService
+from .errors import Conflict, NotFound, RelayedError, ValidationError
+from .inference import InferenceGateway
+from .results import OperationResult
+from .validation import StrictModel, parse_model
+from .web import parse_json_object
+
+RunBlocking = Callable[..., Awaitable[Any]]
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 DEPLOY_EXAMPLE = '{"deployment": "support-bot", "sku": {"name": "Standard", "capacity": 1}}'
 
 
-class DeployFromJobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
+class DeployFromJobRequest(StrictModel):
     deployment: str
     checkpoint: str | None = None
     sku: SkuRequest | None = None
@@ -35,24 +36,27 @@ class DeployFromJobRequest(BaseModel):
     tags: dict[str, str] | None = None
 
 
-async def get_job(
-    alias: str | None, job_id: str, *, request_id: str, gateway: InferenceGateway | None = None
-) -> dict[str, Any] | ProxyResponse:
+async def get_job(alias: str | None, job_id: str, *, request_id: str, gateway: InferenceGateway) -> dict[str, Any]:
     """The job's status, base model, fine-tuned model (when succeeded) and deployable checkpoints."""
-    gateway = gateway or get_gateway()
     account = gateway.settings.account(alias)
     _check_job_id(job_id)
     path = f"/fine_tuning/jobs/{quote(job_id)}"
-    job = await gateway.get_json(account, path, request_id=request_id, operation="fine_tuning.job")
-    if isinstance(job, ProxyResponse):
-        return _job_not_found(job_id, account.alias) if job.status == 404 else job
+    try:
+        job = await gateway.get_json(account, path, request_id=request_id, operation="fine_tuning.job")
+    except RelayedError as error:
+        if error.status == 404:
+            raise NotFound(
+                f"Fine-tuning job '{job_id}' was not found in account '{account.alias}'. Jobs are per account: "
+                "pass ?account=.",
+                code="FineTuningJobNotFound",
+                target="job_id",
+            ) from None
+        raise
     checkpoints: list[dict[str, Any]] = []
     if job.get("status") == "succeeded":
         listed = await gateway.get_json(
             account, f"{path}/checkpoints?limit=50", request_id=request_id, operation="fine_tuning.checkpoints"
         )
-        if isinstance(listed, ProxyResponse):
-            return listed
         checkpoints = [
             {
                 "id": item.get("id"),
@@ -83,27 +87,20 @@ async def deploy_from_job(
     *,
     wait: str | None,
     request_id: str,
-    audit: AuditTrail | None = None,
-    gateway: InferenceGateway | None = None,
-) -> OperationResult | ProxyResponse:
+    audit: AuditTrail | None,
+    gateway: InferenceGateway,
+    deployments: DeploymentService,
+    run_blocking: RunBlocking,
+) -> OperationResult:
     """Deploy the job's fine-tuned model (or one of its checkpoints) as PUT /deployments/{name} would."""
     request = parse_model(DeployFromJobRequest, parse_json_object(raw_body, example=DEPLOY_EXAMPLE))
-    if not DEPLOYMENT_NAME.fullmatch(request.deployment):
-        raise ValidationError(
-            f"deployment '{request.deployment[:80]}' is not a valid deployment name: use 2-64 letters, digits, "
-            "'-', '_' or '.', starting with a letter or digit.",
-            code="InvalidDeploymentName",
-            target="deployment",
-        )
+    check_name(request.deployment, target="deployment")
     job = await get_job(alias, job_id, request_id=request_id, gateway=gateway)
-    if isinstance(job, ProxyResponse):
-        return job
     if job["status"] != "succeeded" or not job.get("fine_tuned_model"):
-        raise ServiceError(
+        raise Conflict(
             f"Fine-tuning job '{job_id}' is {job['status']}; only a succeeded job can be deployed. "
             "GET /api/fine_tuning/jobs/{job_id} shows its progress.",
             code="FineTuningJobNotReady",
-            status=409,
             target="job_id",
         )
     model = str(job["fine_tuned_model"])
@@ -111,20 +108,20 @@ async def deploy_from_job(
         model = _checkpoint_model(job, request.checkpoint)
     fields = request.model_dump(exclude={"deployment", "checkpoint"}, exclude_none=True)
     body = {"model": model, **fields}
-    parse_model(DeploymentRequest, body)  # the same checks PUT applies, before anything is sent
-    service = get_service()
+    parse_put(body)  # the same checks PUT applies, before anything is sent
     asked = {"job": job_id, "checkpoint": request.checkpoint}
-    return await run_blocking(
-        service.put,
+    result: OperationResult = await run_blocking(
+        deployments.put,
         job["account"],
         request.deployment,
-        json.dumps(body).encode(),
+        body,
         wait=wait,
         request_id=request_id,
         audit=audit,
         action="deploy_from_job",
         asked=asked,
     )
+    return result
 
 
 def _checkpoint_model(job: dict[str, Any], wanted: str) -> str:
@@ -146,13 +143,3 @@ def _check_job_id(job_id: str) -> None:
             code="InvalidJobId",
             target="job_id",
         )
-
-
-def _job_not_found(job_id: str, alias: str) -> ProxyResponse:
-    error = ServiceError(
-        f"Fine-tuning job '{job_id}' was not found in account '{alias}'. Jobs are per account: pass ?account=.",
-        code="FineTuningJobNotFound",
-        status=404,
-        target="job_id",
-    )
-    return ProxyResponse(404, {"content-type": "application/json"}, body=json.dumps(error.to_body()).encode())

@@ -1,4 +1,4 @@
-"""The Function App's identity: one credential per process and one cached token provider per scope.
+"""The Function App's identity: the credential, and cached bearer tokens per scope for the data plane.
 
 `DefaultAzureCredential` picks the managed identity in Azure (honouring `AZURE_CLIENT_ID` for a
 user-assigned one) and `az login` or the local simulator's identity endpoint on a workstation. Only
@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import IdentityUnavailable
 
@@ -23,26 +24,17 @@ log = logging.getLogger(__name__)
 # A token is renewed this long before it expires, or from the time the identity platform suggests.
 REFRESH_MARGIN_SECONDS = 300
 
-_lock = threading.Lock()
-_credential: TokenCredential | None = None
-_providers: dict[str, TokenProvider] = {}
-
 IDENTITY_HINT = (
     "In Azure, check that the Function App has a managed identity (and that AZURE_CLIENT_ID names it "
     "when it is user-assigned); locally, check IDENTITY_ENDPOINT and IDENTITY_HEADER, or run `az login`."
 )
 
 
-def get_credential() -> TokenCredential:
-    """The process-wide credential, made on first use (azure.identity is imported only then)."""
-    global _credential
-    if _credential is None:
-        with _lock:
-            if _credential is None:
-                from azure.identity import DefaultAzureCredential
+def make_credential() -> TokenCredential:
+    """The app's credential (azure.identity is imported only now). The application context makes one."""
+    from azure.identity import DefaultAzureCredential
 
-                _credential = DefaultAzureCredential()
-    return _credential
+    return DefaultAzureCredential()
 
 
 class TokenProvider:
@@ -53,9 +45,15 @@ class TokenProvider:
     never waits on the identity endpoint. Only the one credential object is used for both.
     """
 
-    def __init__(self, scope: str, credential: TokenCredential | None = None) -> None:
+    def __init__(
+        self,
+        scope: str,
+        credential: TokenCredential,
+        run_blocking: Callable[[Callable[[], str]], Awaitable[str]] | None = None,
+    ) -> None:
         self.scope = scope
         self._credential = credential
+        self._run_blocking = run_blocking
         self._token: AccessTokenInfo | None = None
         self._lock = threading.Lock()
 
@@ -74,9 +72,9 @@ class TokenProvider:
         cached = self._fresh()
         if cached is not None:
             return cached
-        from .web import run_blocking
-
-        return await run_blocking(self)
+        if self._run_blocking is None:
+            raise RuntimeError("TokenProvider.aget needs run_blocking")
+        return await self._run_blocking(self)
 
     def _fresh(self) -> str | None:
         token = self._token
@@ -89,24 +87,15 @@ class TokenProvider:
     def _fetch(self) -> AccessTokenInfo:
         from azure.core.exceptions import ClientAuthenticationError
 
-        credential = self._credential or get_credential()
+        credential: Any = self._credential
         try:
-            return credential.get_token_info(self.scope)  # type: ignore[attr-defined,no-any-return]
+            return credential.get_token_info(self.scope)  # type: ignore[no-any-return]
         except ClientAuthenticationError as error:
             reason = _reason(error.message or str(error))
             log.warning("No token for scope %s: %s", self.scope, reason)
             raise IdentityUnavailable(
                 f"The service could not get a token for {self.scope}: {reason} {IDENTITY_HINT}"
             ) from None
-
-
-def token_provider(scope: str) -> TokenProvider:
-    """The shared provider for `scope` (one per scope per process)."""
-    provider = _providers.get(scope)
-    if provider is None:
-        with _lock:
-            provider = _providers.setdefault(scope, TokenProvider(scope))
-    return provider
 
 
 def _reason(text: str, limit: int = 300) -> str:

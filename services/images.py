@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PayloadTooLarge, ServiceError, ValidationError
-from .inference import InferenceGateway, ProxyResponse, get_gateway
+from .errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+from .inference import InferenceGateway
+from .results import ProxyResponse
 from .web import parse_int
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -74,10 +75,9 @@ def check_request(
         raise PayloadTooLarge(f"The image is over {MAX_IMAGE_BYTES // (1024 * 1024)} MB; send a smaller one.")
     mime = image_type(image)
     if mime is None:
-        raise ServiceError(
+        raise UnsupportedMediaType(
             "The body is not a JPEG, PNG, GIF or WEBP image (judged from its first bytes).",
             code="UnsupportedImageType",
-            status=415,
         )
     tokens = parse_int(max_tokens, "max_tokens", 1, 100_000, DEFAULT_MAX_TOKENS)
     chosen = deployment or default_deployment
@@ -124,13 +124,12 @@ async def analyse_image(
     want_json: bool,
     request_id: str,
     caller: str | None = None,
-    gateway: InferenceGateway | None = None,
+    gateway: InferenceGateway,
 ) -> ProxyResponse:
-    gateway = gateway or get_gateway()
     settings = gateway.settings
     request = check_request(image, instructions, deployment, max_tokens, settings.image_deployment)
     chosen = gateway.allowed_account(account or settings.image_account, request.deployment)
-    answer = await gateway.completion_json(
+    body, _ = await gateway.completion_json(
         chosen,
         request.deployment,
         chat_body(request, image),
@@ -138,9 +137,6 @@ async def analyse_image(
         operation="process_image",
         caller=caller,
     )
-    if isinstance(answer, ProxyResponse):
-        return answer
-    body, _ = answer
     output = _output_text(body)
     if want_json:
         result = {"output": output, "deployment": request.deployment, "usage": body.get("usage")}

@@ -6,7 +6,8 @@ upstream request is built afresh. Status, error bodies and the headers clients r
 streams are relayed event by event as they arrive.
 
 The `openai` SDK's async client is the transport: one client per (account, api-version), all sharing one
-pooled HTTP client, imported only when the first inference request arrives (it is a heavy import).
+pooled HTTP client, imported only when the first inference request arrives (it is a heavy import). The
+clients are kept in a small least-recently-used cache, so callers naming many api-versions cannot grow it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,25 @@ import json
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .errors import ConfigurationError, ServiceError, UpstreamUnavailable, ValidationError
-from .identity import TokenProvider, token_provider
-from .settings import Account, Settings, get_settings
+from .errors import (
+    ConfigurationError,
+    Forbidden,
+    GatewayTimeout,
+    NotFound,
+    RelayedError,
+    UpstreamError,
+    UpstreamUnavailable,
+    ValidationError,
+)
+from .identity import TokenProvider
+from .results import ProxyResponse
+from .settings import Account, Settings
 from .web import parse_json_object, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -32,23 +44,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("inference")
 
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
-_PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "apim-request-id", "x-request-id", "x-ms-region")
+_PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "apim-request-id", "x-ms-region")
+# Azure's own x-request-id comes back as x-ms-request-id: x-request-id is this service's id on every answer.
+_RENAMED_HEADERS = {"x-request-id": "x-ms-request-id"}
+MAX_CACHED_CLIENTS = 16
 _PASSED_PREFIXES = ("x-ratelimit-", "openai-", "azureml-model-")
 # Every chunk of a stream that asked for usage carries `"usage": null`; only the one with an object is parsed.
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 CHAT_EXAMPLE = '{"messages": [{"role": "user", "content": "Hello"}]}'
 # A request body: whole, or pieces to send in order (a fresh iterator is made for each attempt).
 Body = bytes | tuple[bytes, ...]
-
-
-@dataclass
-class ProxyResponse:
-    """An upstream answer to relay: a whole body, or a stream of SSE bytes."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes | None = None
-    stream: AsyncIterator[bytes] | None = None
 
 
 @dataclass
@@ -90,7 +95,7 @@ class InferenceGateway:
     def __init__(self, settings: Settings, token: TokenProvider) -> None:
         self.settings = settings
         self._token = token
-        self._clients: dict[tuple[str, str], AsyncAzureOpenAI] = {}
+        self._clients: OrderedDict[tuple[str, str], AsyncAzureOpenAI] = OrderedDict()
         self._http_client: Any = None
 
     # Chat completions
@@ -147,35 +152,31 @@ class InferenceGateway:
         request_id: str,
         operation: str,
         caller: str | None = None,
-    ) -> tuple[dict[str, Any], CallRecord] | ProxyResponse:
+    ) -> tuple[dict[str, Any], CallRecord]:
         """A non-streamed chat completion the service itself makes (`content` is the JSON body, whole or as
-        pieces sent one after another): answers the parsed body, or an error to relay."""
+        pieces sent one after another): answers the parsed body; an upstream error is raised as RelayedError."""
         record = CallRecord(account.alias, deployment, operation, caller=caller)
         path = f"/deployments/{quote(deployment)}/chat/completions"
         version = self.settings.azure_openai_api_version
-        response = await self._send(account, version, "POST", path, content, request_id, record)
-        if isinstance(response, ProxyResponse):
-            return response
+        response = _raised(await self._send(account, version, "POST", path, content, request_id, record))
         body = await response.aread()
         record.status = response.status_code
         try:
             parsed = json.loads(body)
         except ValueError:
-            raise UpstreamUnavailable("Azure OpenAI answered with a body that is not JSON.", status=502) from None
+            raise UpstreamError("Azure OpenAI answered with a body that is not JSON.", code="BadGateway") from None
         record.take_usage(parsed.get("usage") if isinstance(parsed, dict) else None)
         record.write()
         return parsed, record
 
     async def get_json(
         self, account: Account, path: str, *, request_id: str, operation: str
-    ) -> dict[str, Any] | ProxyResponse:
-        """A GET on the account's data plane (fine-tuning jobs), answering the parsed body or an error to relay."""
+    ) -> dict[str, Any]:
+        """A GET on the account's data plane (fine-tuning jobs): the parsed body; an upstream error is raised as
+        RelayedError."""
         record = CallRecord(account.alias, "-", operation)
-        response = await self._send(
-            account, self.settings.azure_openai_api_version, "GET", path, None, request_id, record
-        )
-        if isinstance(response, ProxyResponse):
-            return response
+        version = self.settings.azure_openai_api_version
+        response = _raised(await self._send(account, version, "GET", path, None, request_id, record))
         body = await response.aread()
         record.status = response.status_code
         record.write()
@@ -189,18 +190,25 @@ class InferenceGateway:
         allowed = account.inference_deployments
         if "*" not in allowed and deployment not in allowed:
             shown = ", ".join(allowed) if allowed else "none"
-            raise ServiceError(
+            raise Forbidden(
                 f"Deployment '{deployment}' may not be called through this service on account '{account.alias}'. "
                 f"Allowed: {shown}. An operator adds it to inferenceDeployments in AZURE_OPENAI_ACCOUNTS.",
                 code="DeploymentNotAllowed",
-                status=403,
                 target="deployment",
             )
         return account
 
     def _api_version(self, given: str | None) -> str:
         if not given:
-            return self.settings.azure_openai_api_version
+            # Azure OpenAI answers 404 to a data-plane call without api-version; so does this service, so that
+            # code that works here works there.
+            raise NotFound(
+                "Resource not found: api-version is required on every Azure OpenAI call. Add "
+                f"?api-version={self.settings.azure_openai_api_version} (the openai SDK's AzureOpenAI client "
+                "adds it from its api_version argument).",
+                code="ApiVersionRequired",
+                target="api-version",
+            )
         if not _API_VERSION.fullmatch(given):
             raise ValidationError(
                 f"api-version '{given[:40]}' is not a version: use one like {self.settings.azure_openai_api_version}.",
@@ -212,7 +220,9 @@ class InferenceGateway:
     def client(self, account: Account, api_version: str) -> AsyncAzureOpenAI:
         key = (account.alias, api_version)
         client = self._clients.get(key)
-        if client is None:
+        if client is not None:
+            self._clients.move_to_end(key)
+        else:
             if not account.endpoint:
                 raise ConfigurationError(
                     f"Account '{account.alias}' has no endpoint in AZURE_OPENAI_ACCOUNTS: add its data-plane URL, "
@@ -238,7 +248,17 @@ class InferenceGateway:
                 http_client=self._http_client,
             )
             self._clients[key] = client
+            if len(self._clients) > MAX_CACHED_CLIENTS:
+                # The clients share one HTTP client, so an evicted one holds no connections of its own.
+                self._clients.popitem(last=False)
         return client
+
+    async def aclose(self) -> None:
+        """Close the shared HTTP client (and with it every pooled upstream connection)."""
+        self._clients.clear()
+        http_client, self._http_client = self._http_client, None
+        if http_client is not None:
+            await http_client.aclose()
 
     # Transport
 
@@ -283,10 +303,8 @@ class InferenceGateway:
             except APITimeoutError:
                 record.status = 504
                 record.write()
-                raise ServiceError(
-                    f"Azure OpenAI did not answer within {self.settings.inference.timeout_seconds:g} s.",
-                    code="GatewayTimeout",
-                    status=504,
+                raise GatewayTimeout(
+                    f"Azure OpenAI did not answer within {self.settings.inference.timeout_seconds:g} s."
                 ) from None
             except APIConnectionError as error:
                 if attempt == 1:
@@ -348,25 +366,23 @@ def _usage_of(body: bytes) -> Any:
 
 
 def _passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name.lower(): value
-        for name, value in headers.items()
-        if name.lower() in _PASSED_HEADERS or name.lower().startswith(_PASSED_PREFIXES)
-    }
+    passed = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in _PASSED_HEADERS or lowered.startswith(_PASSED_PREFIXES):
+            passed[lowered] = value
+        elif lowered in _RENAMED_HEADERS:
+            passed[_RENAMED_HEADERS[lowered]] = value
+    return passed
+
+
+def _raised(response: Any) -> Any:
+    """The upstream response, or its error raised to be relayed as Azure sent it."""
+    if isinstance(response, ProxyResponse):
+        raise RelayedError(response.status, response.headers, response.body or b"")
+    return response
 
 
 def _retry_after_ms(headers: Mapping[str, str]) -> float | None:
     seconds = retry_after_seconds(headers)
     return None if seconds is None else seconds * 1000
-
-
-_gateway: InferenceGateway | None = None
-
-
-def get_gateway() -> InferenceGateway:
-    """The process-wide gateway (clients are cached inside it)."""
-    global _gateway
-    if _gateway is None:
-        settings = get_settings()
-        _gateway = InferenceGateway(settings, token_provider(settings.azure_openai_scope))
-    return _gateway

@@ -1,4 +1,4 @@
-"""Framework-free pieces of the HTTP boundary: request ids, JSON bodies, query values, blocking calls.
+"""Framework-free pieces of the HTTP boundary: request ids, JSON bodies, query values, server delays.
 
 `function_app.py` reads the request and hands these raw values over; everything that can be wrong with
 them is judged here, so it is unit-testable without a host.
@@ -6,25 +6,18 @@ them is judged here, so it is unit-testable without a host.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import email.utils
-import functools
 import json
-import os
 import re
-import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-from .errors import PayloadTooLarge, ServiceError, ValidationError
+from .errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
 
 MAX_JSON_BODY_BYTES = 64 * 1024
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
-_T = TypeVar("_T")
 
 
 def request_id_from(headers: Mapping[str, str]) -> str:
@@ -69,11 +62,9 @@ def check_json_content_type(content_type: str | None) -> None:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "application/json" or media_type.endswith("+json"):
         return
-    raise ServiceError(
+    raise UnsupportedMediaType(
         f"Content-Type '{media_type[:60]}' is not JSON: send the body as application/json "
-        "(curl: -H 'Content-Type: application/json').",
-        code="UnsupportedMediaType",
-        status=415,
+        "(curl: -H 'Content-Type: application/json')."
     )
 
 
@@ -93,28 +84,6 @@ def parse_int(raw: str | None, name: str, low: int, high: int, default: int, hin
 def parse_wait(raw: str | None, maximum: int) -> int:
     """`?wait=N`: whole seconds to wait for a terminal state, 0..maximum (default 0: answer at once)."""
     return parse_int(raw, "wait", 0, maximum, 0, " Longer operations answer 202 with a Location to poll.")
-
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _blocking_pool() -> ThreadPoolExecutor:
-    """Threads for blocking ARM calls. Its own pool, sized for requests that wait on ARM for seconds."""
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                size = int(os.environ.get("BLOCKING_THREADS", "32") or 32)
-                _pool = ThreadPoolExecutor(max_workers=max(size, 1), thread_name_prefix="arm")
-    return _pool
-
-
-async def run_blocking(call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
-    """Run a blocking call off the event loop, keeping the caller's context variables."""
-    context = contextvars.copy_context()
-    bound = functools.partial(context.run, call, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_blocking_pool(), bound)
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

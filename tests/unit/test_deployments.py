@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.deployments import DeploymentService, capacity_problem
+from services.capacity import capacity_problem
+from services.deployments import DeploymentService
 from services.errors import AccountNotFound, DeploymentNotFound, PayloadTooLarge, UpstreamError, ValidationError
 from services.settings import ArmTuning, load_settings
 from tests.unit.fake_arm import Call, make_client
@@ -185,8 +186,8 @@ def test_create_sends_defaults_with_sku_at_top_level() -> None:
         },
         "tags": {"team": "x"},
     }
-    assert result.deployment is not None
-    assert result.deployment["model"]["source"] == "east"  # shown as the alias the caller used
+    assert result.resource is not None
+    assert result.resource["model"]["source"] == "east"  # shown as the alias the caller used
 
 
 def test_unchanged_put_answers_200_without_calling_arm_put() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +12,12 @@ import pytest
 from azure.core.credentials import AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
 
+from services.context import AppContext
 from services.errors import IdentityUnavailable
 from services.identity import TokenProvider
+
+ACCOUNTS = {"main": {"subscriptionId": "11111111-1111-1111-1111-111111111111", "resourceGroup": "rg", "accountName": "a"}}
+ENV = {"AZURE_OPENAI_ACCOUNTS": json.dumps(ACCOUNTS)}
 
 
 class CountingCredential:
@@ -46,12 +51,16 @@ def test_one_fetch_for_many_concurrent_callers() -> None:
 
 def test_async_callers_share_the_cached_token() -> None:
     credential = CountingCredential()
-    provider = TokenProvider("https://x/.default", credential)  # type: ignore[arg-type]
+    context = AppContext(ENV, credential=credential)  # type: ignore[arg-type]
+    provider = context.token_provider("https://x/.default")
 
     async def many() -> set[str]:
         return set(await asyncio.gather(*(provider.aget() for _ in range(100))))
 
-    assert asyncio.run(many()) == {"token-1"}
+    try:
+        assert asyncio.run(many()) == {"token-1"}
+    finally:
+        context.close()
     assert credential.calls == 1
 
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.errors import ServiceError, ValidationError
+from services.errors import NotFound, ServiceError, ValidationError
+from services.identity import TokenProvider
 from services.inference import CallRecord, InferenceGateway, _passed_headers, _relay_events
 from services.settings import load_settings
 
@@ -25,7 +26,8 @@ def gateway(allowed: list[str]) -> InferenceGateway:
             "inferenceDeployments": allowed,
         }
     }
-    return InferenceGateway(load_settings({"AZURE_OPENAI_ACCOUNTS": json.dumps(accounts)}), lambda: "t")  # type: ignore[arg-type]
+    token = TokenProvider("https://cognitiveservices.azure.com/.default", credential=object())  # type: ignore[arg-type]
+    return InferenceGateway(load_settings({"AZURE_OPENAI_ACCOUNTS": json.dumps(accounts)}), token)
 
 
 def test_allow_list() -> None:
@@ -40,7 +42,9 @@ def test_allow_list() -> None:
 
 def test_api_version() -> None:
     g = gateway(["*"])
-    assert g._api_version(None) == "2024-10-21"
+    with pytest.raises(NotFound) as missing:  # Azure OpenAI answers 404 without api-version, and so does the gateway
+        g._api_version(None)
+    assert missing.value.target == "api-version" and "api-version=2024-10-21" in missing.value.message
     assert g._api_version("2025-04-01-preview") == "2025-04-01-preview"
     with pytest.raises(ValidationError):
         g._api_version("latest")
@@ -65,8 +69,19 @@ def test_only_the_headers_clients_rely_on_pass() -> None:
         "retry-after": "1",
         "x-ratelimit-remaining-tokens": "9",
         "apim-request-id": "a",
-        "x-request-id": "b",
+        "x-ms-request-id": "b",  # Azure's x-request-id, renamed: x-request-id is the service's own
     }
+
+
+
+def test_client_cache_is_bounded() -> None:
+    g = gateway(["*"])
+    account = g.settings.account(None)
+    first = g.client(account, "2024-01-01")
+    for day in range(1, 40):
+        g.client(account, f"2025-01-{day:02d}" if day <= 31 else f"2025-02-{day - 31:02d}")
+    assert len(g._clients) <= 16
+    assert g.client(account, "2024-01-01") is not first  # evicted, made again
 
 
 class FakeStream:

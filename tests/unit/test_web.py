@@ -1,15 +1,13 @@
-"""HTTP boundary helpers: request ids, JSON bodies, the wait parameter, blocking calls off the loop."""
+"""HTTP boundary helpers: request ids, JSON bodies, the wait parameter."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 
 import pytest
 
 from services.errors import PayloadTooLarge, ValidationError
-from services.web import parse_json_object, parse_wait, request_id_from, run_blocking
+from services.web import parse_json_object, parse_wait, request_id_from
 
 
 def test_request_id_echoes_a_sane_client_id() -> None:
@@ -37,13 +35,3 @@ def test_wait() -> None:
     assert parse_wait("15", 60) == 15
     with pytest.raises(ValidationError):
         parse_wait("61", 60)
-
-
-def test_run_blocking_runs_off_the_event_loop_thread() -> None:
-    async def main() -> tuple[int, int]:
-        loop_thread = threading.get_ident()
-        worker = await run_blocking(threading.get_ident)
-        return loop_thread, worker
-
-    loop_thread, worker = asyncio.run(main())
-    assert loop_thread != worker

@@ -1,0 +1,220 @@
+"""The application context: every expensive object of the process, made once, in one place, closed cleanly.
+
+Settings, the credential, token providers, the worker threads for blocking calls, the ARM client, the
+deployment service, the inference gateway and the audit store all hang off one `AppContext`. Each is made
+on first use (the host starts even when a setting is wrong or Azure is unreachable; the routes then say
+why), and `aclose()` releases them. Tests build their own context from a settings mapping and install it
+for a block of code (`using`) or for the process (`install`); nothing else is process-wide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import ConfigurationError
+from .identity import TokenProvider, make_credential
+from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from .arm import ArmClient
+    from .audit_store import AuditStore
+    from .deployments import DeploymentService
+    from .inference import InferenceGateway
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class AppContext:
+    """One process's objects, made lazily from one settings mapping."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, credential: TokenCredential | None = None) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self._lock = threading.RLock()
+        self._settings: Settings | ConfigurationError | None = None
+        self._credential = credential
+        self._pool: ThreadPoolExecutor | None = None
+        self._providers: dict[str, TokenProvider] = {}
+        self._arm: ArmClient | None = None
+        self._deployments: DeploymentService | None = None
+        self._gateway: InferenceGateway | None = None
+        self._audit_store: AuditStore | None = None
+
+    # Made on first use
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings; a bad setting is logged once and raised (500 ConfigurationError) each call."""
+        if self._settings is None:
+            with self._lock:
+                if self._settings is None:
+                    try:
+                        self._settings = load_settings(self._env)
+                    except ConfigurationError as error:
+                        log.error("Configuration error: %s", error.message)
+                        self._settings = error
+        if isinstance(self._settings, ConfigurationError):
+            raise self._settings
+        return self._settings
+
+    @property
+    def credential(self) -> TokenCredential:
+        return self._made("_credential", make_credential)
+
+    def token_provider(self, scope: str) -> TokenProvider:
+        """Bearer tokens for `scope`, one cached provider per scope."""
+        provider = self._providers.get(scope)
+        if provider is None:
+            with self._lock:
+                provider = self._providers.setdefault(scope, TokenProvider(scope, self.credential, self.run_blocking))
+        return provider
+
+    @property
+    def arm(self) -> ArmClient:
+        def make() -> ArmClient:
+            from .arm import ArmClient
+
+            settings = self.settings
+            return ArmClient(
+                settings.arm_endpoint, settings.arm_api_version, self.credential, settings.arm_scope, tuning=settings.arm
+            )
+
+        return self._made("_arm", make)
+
+    @property
+    def deployments(self) -> DeploymentService:
+        def make() -> DeploymentService:
+            from .deployments import DeploymentService
+
+            return DeploymentService(self.settings, self.arm)
+
+        return self._made("_deployments", make)
+
+    @property
+    def gateway(self) -> InferenceGateway:
+        def make() -> InferenceGateway:
+            from .inference import InferenceGateway
+
+            settings = self.settings
+            return InferenceGateway(settings, self.token_provider(settings.azure_openai_scope))
+
+        return self._made("_gateway", make)
+
+    @property
+    def audit_store(self) -> AuditStore:
+        def make() -> AuditStore:
+            from .audit import record_view
+            from .audit_store import store_for
+
+            return store_for(self.settings, lambda: self.credential, record_view)  # type: ignore[no-any-return]
+
+        return self._made("_audit_store", make)
+
+    def _made(self, attribute: str, make: Callable[[], _T]) -> _T:
+        value = getattr(self, attribute)
+        if value is None:
+            with self._lock:
+                value = getattr(self, attribute)
+                if value is None:
+                    value = make()
+                    setattr(self, attribute, value)
+        return value  # type: ignore[no-any-return]
+
+    # Blocking calls
+
+    async def run_blocking(self, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Run a blocking call (ARM, Table Storage, a token refresh) in a worker thread, keeping the caller's
+        context variables, so the event loop never waits on I/O."""
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                if self._pool is None:
+                    size = self.settings.blocking_threads
+                    self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="blocking")
+                pool = self._pool
+        bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(pool, bound)
+
+    # Start and stop
+
+    def start(self) -> None:
+        """Report at start what would otherwise surface on the first request: a bad setting, no audit store.
+        Nothing is imported or connected for it (a cold start pays only for parsing the settings)."""
+        try:
+            settings = self.settings
+        except ConfigurationError:
+            return  # logged by `settings`; the routes answer 500 ConfigurationError
+        if not settings.storage.configured:
+            self.audit_store  # noqa: B018 - the log store or the refusing one, each says so when made
+        from .telemetry import configure_tracing
+
+        configure_tracing(settings, lambda: self.credential)
+
+    async def aclose(self) -> None:
+        """Close async clients, then everything else."""
+        gateway = self._gateway
+        if gateway is not None:
+            await gateway.aclose()
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for attribute in ("_arm", "_audit_store", "_credential"):
+                closer = getattr(getattr(self, attribute), "close", None)
+                if callable(closer):
+                    closer()
+                setattr(self, attribute, None)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            self._deployments = None
+            self._gateway = None
+            self._providers.clear()
+
+
+_process: AppContext | None = None
+_process_lock = threading.Lock()
+_current: contextvars.ContextVar[AppContext | None] = contextvars.ContextVar("app_context", default=None)
+
+
+def get_context() -> AppContext:
+    """The context in force: one installed for this block of code (`using`), else the process's own."""
+    scoped = _current.get()
+    if scoped is not None:
+        return scoped
+    global _process
+    if _process is None:
+        with _process_lock:
+            if _process is None:
+                _process = AppContext()
+    return _process
+
+
+def install(context: AppContext | None) -> AppContext | None:
+    """Make `context` the process's own (None: build a fresh one from the environment on next use); answers
+    the one it replaces, for the caller to close."""
+    global _process
+    with _process_lock:
+        previous, _process = _process, context
+    return previous
+
+
+@contextmanager
+def using(context: AppContext) -> Iterator[AppContext]:
+    """`context` in force for the code inside the block (and the tasks it starts)."""
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)
