@@ -54,7 +54,9 @@ async def list_deployments(req: Request) -> Response:
 async def get_deployment(req: Request) -> Response:
     account, name = req.query_params.get("account"), req.path_params["name"]
     return await _respond(
-        req, Role.DEPLOYMENTS_READ, _in_thread(lambda app, c, _: app.deployments.get(account, name, request_id=c.request_id))
+        req,
+        Role.DEPLOYMENTS_READ,
+        _in_thread(lambda app, c, _: app.deployments.get(account, name, request_id=c.request_id)),
     )
 
 
@@ -247,9 +249,7 @@ async def _respond(
             log.warning(
                 "%s %s -> %d %s (x-request-id=%s)", req.method, req.url.path, error.status, error.code, request_id
             )
-        return JSONResponse(
-            error.to_body(), status_code=error.status, headers={**headers, **error.response_headers()}
-        )
+        return JSONResponse(error.to_body(), status_code=error.status, headers={**headers, **error.response_headers()})
     except Exception:
         log.exception("Unhandled error on %s %s (x-request-id=%s)", req.method, req.url.path, request_id)
         message = f"The service failed unexpectedly. Quote x-request-id {request_id} when reporting it."

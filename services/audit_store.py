@@ -160,7 +160,9 @@ def store_for(settings: Settings, credential: Callable[[], Any], render: Callabl
     if storage.connection_string:
         from azure.data.tables import TableClient
 
-        return TableAuditStore(TableClient.from_connection_string(storage.connection_string, table_name=table, **_BOUNDS))
+        return TableAuditStore(
+            TableClient.from_connection_string(storage.connection_string, table_name=table, **_BOUNDS)
+        )
     endpoint = storage.table_service_uri
     if not endpoint and storage.account_name:
         endpoint = f"https://{storage.account_name}.table.core.windows.net"

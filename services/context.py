@@ -87,7 +87,11 @@ class AppContext:
 
             settings = self.settings
             return ArmClient(
-                settings.arm_endpoint, settings.arm_api_version, self.credential, settings.arm_scope, tuning=settings.arm
+                settings.arm_endpoint,
+                settings.arm_api_version,
+                self.credential,
+                settings.arm_scope,
+                tuning=settings.arm,
             )
 
         return self._made("_arm", make)

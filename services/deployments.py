@@ -394,9 +394,7 @@ def _error_code(response: ArmResponse) -> str:
     return str(response.error().get("code") or "") if response.body else ""
 
 
-def _operation_failed(
-    outcome: PollOutcome, change: _Change, method: str, correlation_id: str | None
-) -> ServiceError:
+def _operation_failed(outcome: PollOutcome, change: _Change, method: str, correlation_id: str | None) -> ServiceError:
     error = outcome.error or {}
     code = str(error.get("code") or "DeploymentFailed")
     if method != "DELETE" and code in _NOT_FOUND_CODES:

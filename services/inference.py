@@ -169,9 +169,7 @@ class InferenceGateway:
         record.write()
         return parsed, record
 
-    async def get_json(
-        self, account: Account, path: str, *, request_id: str, operation: str
-    ) -> dict[str, Any]:
+    async def get_json(self, account: Account, path: str, *, request_id: str, operation: str) -> dict[str, Any]:
         """A GET on the account's data plane (fine-tuning jobs): the parsed body; an upstream error is raised as
         RelayedError."""
         record = CallRecord(account.alias, "-", operation)

@@ -24,8 +24,7 @@ class KeyedLocks:
             lock = self._locks.setdefault(key, threading.Lock())
         if not lock.acquire(timeout=self._timeout):
             raise ConflictError(
-                f"Another change to account '{key}' is still running in this service. "
-                "Try again when it has finished.",
+                f"Another change to account '{key}' is still running in this service. Try again when it has finished.",
                 headers={"Retry-After": "10"},
             )
         try:

@@ -11,7 +11,8 @@ import pytest
 from services.context import AppContext, get_context, install, using
 from services.errors import ConfigurationError
 
-ACCOUNTS = {"main": {"subscriptionId": "11111111-1111-1111-1111-111111111111", "resourceGroup": "rg", "accountName": "a"}}
+SUB = "11111111-1111-1111-1111-111111111111"
+ACCOUNTS = {"main": {"subscriptionId": SUB, "resourceGroup": "rg", "accountName": "a"}}
 ENV = {"AZURE_OPENAI_ACCOUNTS": json.dumps(ACCOUNTS), "AUTH_MODE": "none", "BLOCKING_THREADS": "3"}
 
 

@@ -97,10 +97,7 @@ def test_model_swap_keeps_content_filter_upgrade_option_and_tags() -> None:
 def test_put_fields_that_are_sent_replace_the_current_ones() -> None:
     current = deployment(raiPolicyName="Strict-Filter", tags={"team": "a"})
 
-    def handler(call: Call) -> Reply:
-        return (200, {}, current) if call.method == "GET" else (200, {}, current)
-
-    svc, calls = service(handler)
+    svc, calls = service(lambda call: (200, {}, current))
     svc.put(None, "d1", json.dumps({"model": FT, "raiPolicyName": "Other", "tags": {}}).encode())
     [put] = writes(calls)
     assert put.body["properties"]["raiPolicyName"] == "Other"

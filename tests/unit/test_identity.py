@@ -16,7 +16,8 @@ from services.context import AppContext
 from services.errors import IdentityUnavailable
 from services.identity import TokenProvider
 
-ACCOUNTS = {"main": {"subscriptionId": "11111111-1111-1111-1111-111111111111", "resourceGroup": "rg", "accountName": "a"}}
+SUB = "11111111-1111-1111-1111-111111111111"
+ACCOUNTS = {"main": {"subscriptionId": SUB, "resourceGroup": "rg", "accountName": "a"}}
 ENV = {"AZURE_OPENAI_ACCOUNTS": json.dumps(ACCOUNTS)}
 
 
