@@ -94,15 +94,15 @@ RUN_TIMEOUT_SECONDS = 420
 MIN_REQUESTS = 3000
 
 
-def config_toml() -> str:
+def config_toml(seed: int = SEED, scale: float = 1.0) -> str:
     lines = [
-        f"seed = {SEED}",
+        f"seed = {seed}",
         # One worker: Hypothesis describes its strategies with ast.parse, which is not thread-safe on CPython 3.11
         # ("AST constructor recursion depth mismatch"); the host is the bottleneck anyway.
         "workers = 1",
         "request-timeout = 60",
         "[generation]",
-        f"max-examples = {DEFAULT_MAX_EXAMPLES}",
+        f"max-examples = {max(int(DEFAULT_MAX_EXAMPLES * scale), 1)}",
         'database = "none"',
         *[
             line
@@ -119,7 +119,8 @@ def config_toml() -> str:
         f"expected-statuses = [{', '.join(_quoted(status) for status in NEGATIVE_EXPECTED)}]",
     ]
     for operation_id, count in sorted(MAX_EXAMPLES.items()):
-        lines += ["[[operations]]", f'include-operation-id = "{operation_id}"', f"generation.max-examples = {count}"]
+        examples = max(int(count * scale), 1)
+        lines += ["[[operations]]", f'include-operation-id = "{operation_id}"', f"generation.max-examples = {examples}"]
     return "\n".join(lines) + "\n"
 
 
@@ -176,10 +177,12 @@ class Run:
         return match.group(1).strip() if match else "?"
 
 
-def _run_schemathesis(stack: ContractStack, folder: Path, label: str, selection: tuple[str, ...]) -> Run:
+def _run_schemathesis(
+    stack: ContractStack, folder: Path, label: str, selection: tuple[str, ...], *, seed: int = SEED, scale: float = 1.0
+) -> Run:
     folder.mkdir()
     config = folder / "schemathesis.toml"
-    config.write_text(config_toml(), encoding="utf-8")
+    config.write_text(config_toml(seed, scale), encoding="utf-8")
     environment = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.contract.schemathesis_hooks",
@@ -247,3 +250,49 @@ def test_service_answers_as_documented(contract_stack: ContractStack, tmp_path: 
     assert not failures, f"answers that break the document:\n{failures[:40000]}"
     assert all(run.returncode == 0 for run in runs), "\n".join(run.output[-4000:] for run in runs)
     assert not server_errors, f"5xx in the host's access log: {server_errors[:20]}"
+
+
+# Races a caller can cause: two clients at once on the same deployments (the dictionary names), one deleting
+# while the other creates, scales or waits. Two Schemathesis processes, each one worker (see config_toml), with
+# different seeds, share one host; none of their answers may be a 5xx.
+CONCURRENT_SEEDS = (SEED + 1, SEED + 2)
+CONCURRENT_SELECTION = (
+    "--include-operation-id",
+    "put_deployment",
+    "--include-operation-id",
+    "scale_deployment",
+    "--include-operation-id",
+    "delete_deployment",
+    "--include-operation-id",
+    "get_deployment",
+)
+
+
+def test_two_concurrent_clients_cause_no_server_error(contract_stack: ContractStack, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert contract_stack.control is not None
+    contract_stack.control.set_config(fuzzing_simulator_config())
+    before = len(contract_stack.access_lines())
+    with ThreadPoolExecutor(len(CONCURRENT_SEEDS)) as pool:
+        runs = list(
+            pool.map(
+                lambda seed: _run_schemathesis(
+                    contract_stack,
+                    tmp_path / f"client-{seed}",
+                    f"client {seed}",
+                    CONCURRENT_SELECTION,
+                    seed=seed,
+                    scale=0.25,
+                ),
+                CONCURRENT_SEEDS,
+            )
+        )
+    answered = contract_stack.access_lines()[before:]
+    print(f"\nconcurrent schemathesis: {len(answered)} requests from {len(runs)} clients")
+    print(f"answers per operation and status:\n{_histogram(answered)}")
+    server_errors = [line for line in answered if line[2] >= 500]
+    failures = "\n\n".join(f"[{run.label}]\n{run.section('FAILURES')}" for run in runs if run.section("FAILURES"))
+    assert len(answered) >= 200, "the clients hardly reached the host"
+    assert not server_errors, f"5xx in the host's access log: {server_errors[:20]}"
+    assert not failures, f"answers that break the document:\n{failures[:40000]}"
