@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic import ValidationError as PydanticValidationError
 from requests.structures import CaseInsensitiveDict
 
-from .arm import ArmClient, ArmResponse, LongRunningOperation, PollOutcome
+from .arm import ArmClient, ArmResponse
 from .audit import AuditRecord, AuditTrail
 from .errors import (
     ConflictError,
@@ -30,7 +30,8 @@ from .errors import (
     UpstreamError,
     ValidationError,
 )
-from .identity import token_provider
+from .identity import get_credential
+from .lro import LongRunningOperation, PollOutcome
 from .settings import Account, Settings, get_settings
 from .web import parse_json_object, parse_wait
 
@@ -738,7 +739,7 @@ _service: DeploymentService | None = None
 
 
 def get_service() -> DeploymentService:
-    """The process-wide service: settings, credential-backed token provider and ARM session made once."""
+    """The process-wide service: settings, the credential and the ARM pipeline made once."""
     global _service
     if _service is None:
         with _service_lock:
@@ -747,7 +748,8 @@ def get_service() -> DeploymentService:
                 arm = ArmClient(
                     settings.arm_endpoint,
                     settings.arm_api_version,
-                    token_provider(settings.arm_scope),
+                    get_credential(),
+                    settings.arm_scope,
                     tuning=settings.arm,
                 )
                 _service = DeploymentService(settings, arm)

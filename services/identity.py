@@ -13,6 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from azure.core.exceptions import ClientAuthenticationError
+
 from .errors import IdentityUnavailable
 
 if TYPE_CHECKING:
@@ -87,17 +89,18 @@ class TokenProvider:
         return token.token if now < renew_at and now < token.expires_on else None
 
     def _fetch(self) -> AccessTokenInfo:
-        from azure.core.exceptions import ClientAuthenticationError
-
         credential = self._credential or get_credential()
         try:
             return credential.get_token_info(self.scope)  # type: ignore[attr-defined,no-any-return]
         except ClientAuthenticationError as error:
-            reason = _reason(error.message or str(error))
-            log.warning("No token for scope %s: %s", self.scope, reason)
-            raise IdentityUnavailable(
-                f"The service could not get a token for {self.scope}: {reason} {IDENTITY_HINT}"
-            ) from None
+            raise identity_unavailable(self.scope, error) from None
+
+
+def identity_unavailable(scope: str, error: ClientAuthenticationError) -> IdentityUnavailable:
+    """The 503 for a credential that gave no token for `scope` (logged with the useful line of its reason)."""
+    reason = _reason(error.message or str(error))
+    log.warning("No token for scope %s: %s", scope, reason)
+    return IdentityUnavailable(f"The service could not get a token for {scope}: {reason} {IDENTITY_HINT}")
 
 
 def token_provider(scope: str) -> TokenProvider:
