@@ -95,11 +95,11 @@ class ArmClient:
         self.api_version = api_version
         self.scope = scope
         self.tuning = tuning
+        # Tokens travel over TLS, except to a simulator on this machine.
+        self._run_options: dict[str, Any] = {} if _requires_https(self.endpoint) else {"enforce_https": False}
         self.transport = transport or _pooled_transport(tuning)
         self._clock = clock or time.monotonic
         self._sleep = sleep
-        # Tokens travel over TLS, except to a simulator on this machine.
-        self._run_options: dict[str, Any] = {} if _requires_https(self.endpoint) else {"enforce_https": False}
         # `retry.clock` is the client's clock (callers compute deadlines on it).
         self.retry = BoundedRetryPolicy(
             total=tuning.retry_total,

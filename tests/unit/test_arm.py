@@ -14,7 +14,7 @@ from services.errors import ConflictError, IdentityUnavailable, UpstreamError, U
 from services.lro import LongRunningOperation
 from services.settings import ArmTuning
 from services.web import retry_after_seconds
-from tests.unit.fake_arm import ARM, TOKEN, Call, Reply, make_client, queue
+from tests.unit.fake_arm import ARM, TOKEN, Call, FakeCredential, Reply, make_client, queue
 
 CONFLICT = (409, {}, {"error": {"code": "RequestConflict", "message": "Another operation is being performed."}})
 OK = (200, {}, {"name": "d1", "properties": {"provisioningState": "Succeeded"}})
@@ -121,10 +121,13 @@ def test_connection_failures_become_upstream_unavailable() -> None:
 
 
 def test_links_to_other_hosts_are_not_followed() -> None:
-    client, transport, _ = make_client(queue(OK))
-    with pytest.raises(UpstreamError):
+    credential = FakeCredential()
+    client, transport, _ = make_client(queue(OK), credential=credential)
+    with pytest.raises(UpstreamError) as raised:
         client.send("GET", "https://evil.example.test/steal?api-version=1")
+    assert raised.value.status == 502
     assert transport.calls == []
+    assert credential.scopes == []  # refused before a token was even asked for
 
 
 def test_pages_follow_next_link_and_keep_api_version() -> None:
