@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import IdentityUnavailable
 
 if TYPE_CHECKING:
+    from azure.core.exceptions import ClientAuthenticationError
     from azure.core.credentials import AccessTokenInfo, TokenCredential
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,14 @@ class TokenProvider:
         try:
             return credential.get_token_info(self.scope)  # type: ignore[no-any-return]
         except ClientAuthenticationError as error:
-            reason = _reason(error.message or str(error))
-            log.warning("No token for scope %s: %s", self.scope, reason)
-            raise IdentityUnavailable(
-                f"The service could not get a token for {self.scope}: {reason} {IDENTITY_HINT}"
-            ) from None
+            raise identity_unavailable(self.scope, error) from None
+
+
+def identity_unavailable(scope: str, error: ClientAuthenticationError) -> IdentityUnavailable:
+    """The 503 for a credential that gave no token for `scope` (logged with the useful line of its reason)."""
+    reason = _reason(error.message or str(error))
+    log.warning("No token for scope %s: %s", scope, reason)
+    return IdentityUnavailable(f"The service could not get a token for {scope}: {reason} {IDENTITY_HINT}")
 
 
 def _reason(text: str, limit: int = 300) -> str:

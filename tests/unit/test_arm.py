@@ -6,12 +6,15 @@ import email.utils
 import time
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
-from services.arm import LongRunningOperation, RetryPolicy
+from services.arm import ArmClient, ArmResponse
+from services.arm_policies import BoundedRetryPolicy
 from services.errors import ConflictError, IdentityUnavailable, UpstreamError, UpstreamUnavailable
+from services.lro import LongRunningOperation
 from services.settings import ArmTuning
 from services.web import retry_after_seconds
-from tests.unit.fake_arm import ARM, Call, make_client, queue
+from tests.unit.fake_arm import ARM, TOKEN, Call, FakeCredential, Reply, make_client, queue
 
 CONFLICT = (409, {}, {"error": {"code": "RequestConflict", "message": "Another operation is being performed."}})
 OK = (200, {}, {"name": "d1", "properties": {"provisioningState": "Succeeded"}})
@@ -28,9 +31,10 @@ def test_retry_after_header_forms() -> None:
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    policy = RetryPolicy(backoff=1.0, backoff_max=5.0, jitter=False)
+    policy = BoundedRetryPolicy(backoff=1.0, backoff_max=5.0, jitter=False)
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
-    jittered = RetryPolicy(backoff=1.0, backoff_max=5.0)
+    assert policy.delay(1, {"retry-after-ms": "250"}) == 0.25
+    jittered = BoundedRetryPolicy(backoff=1.0, backoff_max=5.0)
     assert all(0.8 * 4 <= jittered.delay(3) <= 4.0 for _ in range(50))
 
 
@@ -93,7 +97,7 @@ def test_every_call_carries_bearer_api_version_and_client_request_id() -> None:
     client, transport, _ = make_client(queue(OK))
     client.send("GET", client.url("/subscriptions/s/x"), request_id="req-1")
     call = transport.calls[0]
-    assert call.headers["Authorization"] == "Bearer token-123"
+    assert call.headers["Authorization"] == f"Bearer {TOKEN}"
     assert call.headers["x-ms-client-request-id"] == "req-1"
     assert call.query["api-version"] == ["2024-10-01"]
 
@@ -117,10 +121,13 @@ def test_connection_failures_become_upstream_unavailable() -> None:
 
 
 def test_links_to_other_hosts_are_not_followed() -> None:
-    client, transport, _ = make_client(queue(OK))
-    with pytest.raises(UpstreamError):
+    credential = FakeCredential()
+    client, transport, _ = make_client(queue(OK), credential=credential)
+    with pytest.raises(UpstreamError) as raised:
         client.send("GET", "https://evil.example.test/steal?api-version=1")
+    assert raised.value.status == 502
     assert transport.calls == []
+    assert credential.scopes == []  # refused before a token was even asked for
 
 
 def test_pages_follow_next_link_and_keep_api_version() -> None:
@@ -136,11 +143,7 @@ def test_pages_follow_next_link_and_keep_api_version() -> None:
     assert transport.calls[1].query["api-version"] == ["2024-10-01"]
 
 
-def _operation(client, method: str, initial) -> LongRunningOperation:  # type: ignore[no-untyped-def]
-    from requests.structures import CaseInsensitiveDict
-
-    from services.arm import ArmResponse
-
+def _operation(client: ArmClient, method: str, initial: Reply) -> LongRunningOperation:
     status, headers, body = initial
     return LongRunningOperation(
         client, method, client.url("/deployments/d1"), ArmResponse(status, CaseInsensitiveDict(headers), body, "")
