@@ -107,7 +107,7 @@ param authMode string = 'entra'
 @maxLength(63)
 param auditTableName string = 'audit'
 
-@description('Optional overrides of the tuning settings (services.settings.TUNING_SETTINGS), e.g. {"MAX_WAIT_SECONDS": "120"}. Values are strings.')
+@description('Optional overrides of the tuning settings (services.settings.setting_names("tuning")), e.g. {"MAX_WAIT_SECONDS": "120"}. Values are strings.')
 param appTuningSettings object = {}
 
 @description('Application (client) id of the Entra app registration of this API (docs/deploy.md; azd creates it in its preprovision hook).')

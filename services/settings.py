@@ -1,8 +1,10 @@
-"""App settings, read once from the environment (local.settings.json locally, app settings in Azure).
+"""App settings (local.settings.json locally, app settings in Azure), validated as one object.
 
-A missing or malformed setting never crashes the host at import: `get_settings()` raises a
-`ConfigurationError` naming the setting, the routes that need it answer 500 with that message, and the
-problem is logged once.
+Every setting the code reads is a field of `Settings`, its alias the environment variable's exact name.
+`load_settings(env)` builds it from the mapping it is given (never from `os.environ` behind the caller's back);
+blank values count as unset, and a bad value is a `ConfigurationError` naming the variable and saying what it
+must be. A bad setting never crashes the host at import: the routes that need settings answer 500 with that
+message.
 """
 
 from __future__ import annotations
@@ -14,9 +16,28 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from functools import cached_property
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from . import accounts as account_rules
+from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, is_http_url, setting_error
 from .errors import AccountNotFound, ConfigurationError
+from .settings_errors import configuration_error
+
+__all__ = [
+    "Account",
+    "ArmTuning",
+    "InferenceTuning",
+    "Settings",
+    "StorageSettings",
+    "get_settings",
+    "load_settings",
+    "setting_names",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,76 +49,11 @@ DEFAULT_AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
 # The Azure Functions front end answers 502 after 230 s; a waiting request must finish well before.
 MAX_WAIT_CEILING_SECONDS = 180
 
-# Every app setting the code reads (tests/unit/test_settings.py keeps this list honest). infra/ sets the
-# primary ones; the tuning ones keep their defaults unless an operator sets them.
-PRIMARY_SETTINGS = (
-    "AZURE_OPENAI_ACCOUNTS",
-    "DEFAULT_ACCOUNT",
-    "ARM_ENDPOINT",
-    "ARM_SCOPE",
-    "ARM_API_VERSION",
-    "AZURE_OPENAI_API_VERSION",
-    "AZURE_OPENAI_SCOPE",
-    "IMAGE_ANALYSIS_ACCOUNT",
-    "IMAGE_ANALYSIS_DEPLOYMENT",
-    "AUTH_MODE",
-    "AUDIT_TABLE",
-)
-# Set by the Functions platform (or its storage binding conventions) and read by the code as well.
-PLATFORM_SETTINGS = (
-    "WEBSITE_AUTH_ENABLED",
-    "WEBSITE_INSTANCE_ID",
-    "AzureWebJobsStorage",
-    "AzureWebJobsStorage__tableServiceUri",
-    "AzureWebJobsStorage__accountName",
-    "AzureWebJobsStorage__credential",
-    "AzureWebJobsStorage__clientId",
-)
-# The names the original image-analysis sample used; still honoured.
-LEGACY_SETTINGS = ("GPT4V_ENDPOINT", "GPT4V_DEPLOYMENT")
-TUNING_SETTINGS = (
-    "MAX_WAIT_SECONDS",
-    "ARM_TIMEOUT_SECONDS",
-    "ARM_CONNECT_TIMEOUT_SECONDS",
-    "ARM_RETRY_TOTAL",
-    "ARM_RETRY_BACKOFF_SECONDS",
-    "ARM_RETRY_BACKOFF_MAX_SECONDS",
-    "ARM_RETRY_BUDGET_SECONDS",
-    "ARM_CONFLICT_RETRY_SECONDS",
-    "ARM_POLL_INTERVAL_SECONDS",
-    "ARM_POOL_SIZE",
-    "BLOCKING_THREADS",
-    "INFERENCE_TIMEOUT_SECONDS",
-    "INFERENCE_MAX_BODY_BYTES",
-    "INFERENCE_RETRY_MAX_WAIT_MS",
-    "INFERENCE_POOL_SIZE",
-)
-APP_SETTINGS = PRIMARY_SETTINGS + LEGACY_SETTINGS + TUNING_SETTINGS + PLATFORM_SETTINGS
-
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_ACCOUNT_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$")
-_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
-_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-_ACCOUNT_KEYS = {"subscriptionId", "resourceGroup", "accountName", "endpoint", "inferenceDeployments"}
-
-
-@dataclass(frozen=True)
-class Account:
-    """One Azure OpenAI account the service may act on, known by a short alias."""
-
-    alias: str
-    subscription_id: str
-    resource_group: str
-    account_name: str
-    endpoint: str | None = None
-    inference_deployments: tuple[str, ...] = ()
-
-    @property
-    def arm_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.CognitiveServices/accounts/{self.account_name}"
-        )
+AuthMode = Literal["entra", "keys", "none"]
+# Who sets a setting: infra/ ("service"), an operator overriding a default ("tuning", infra's
+# appTuningSettings), or the Functions platform and its storage conventions ("platform"). The older names
+# the original image-analysis sample used are "legacy" aliases of service settings.
+SettingGroup = Literal["service", "tuning", "platform", "legacy"]
 
 
 @dataclass(frozen=True)
@@ -127,18 +83,167 @@ class InferenceTuning:
 
 
 @dataclass(frozen=True)
-class Settings:
-    accounts: Mapping[str, Account]
-    default_alias: str
-    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
-    arm_scope: str = DEFAULT_ARM_SCOPE
-    arm_api_version: str = DEFAULT_ARM_API_VERSION
-    azure_openai_api_version: str = DEFAULT_AZURE_OPENAI_API_VERSION
-    azure_openai_scope: str = DEFAULT_AZURE_OPENAI_SCOPE
-    arm: ArmTuning = field(default_factory=ArmTuning)
-    inference: InferenceTuning = field(default_factory=InferenceTuning)
-    image_account: str | None = None
-    image_deployment: str | None = None
+class StorageSettings:
+    """Where the audit table lives, found as the Functions host finds its own storage (AzureWebJobsStorage)."""
+
+    connection_string: str | None = field(default=None, repr=False)  # may hold an account key
+    table_service_uri: str | None = None
+    account_name: str | None = None
+    credential: str | None = None
+    client_id: str | None = None
+
+
+_ARM = ArmTuning()
+_INFERENCE = InferenceTuning()
+
+
+def _url(value: str) -> str:
+    if not is_http_url(value):
+        raise setting_error("must be an http(s) URL")
+    return value
+
+
+def _api_version(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", value):
+        raise setting_error("must be an API version: YYYY-MM-DD, optionally -preview")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_url)]
+ApiVersion = Annotated[str, AfterValidator(_api_version)]
+TableName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$", description="a table name: 3-63 letters or digits, first a letter"),
+]
+
+
+def _setting(name: str, default: Any, group: SettingGroup, **constraints: Any) -> Any:
+    return Field(default, alias=name, json_schema_extra={"group": group}, **constraints)
+
+
+def _tuning(name: str, default: float, low: float, high: float) -> Any:
+    return _setting(name, default, "tuning", ge=low, le=high)
+
+
+def _legacy(name: str, legacy: str, group: SettingGroup = "service") -> Any:
+    """A setting also honoured under the name the original image-analysis sample used (`name` wins)."""
+    return Field(None, validation_alias=AliasChoices(name, legacy), json_schema_extra={"group": group})
+
+
+class Settings(BaseSettings):
+    """Every app setting the code reads. Field aliases are the exact (case-sensitive) variable names."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, frozen=True, str_strip_whitespace=True, validate_default=True
+    )
+
+    accounts: dict[Alias, Account] = _setting(
+        "AZURE_OPENAI_ACCOUNTS",
+        ...,
+        "service",
+        min_length=1,
+        description=f"a non-empty JSON object of alias -> account, for example {ACCOUNTS_EXAMPLE}",
+    )
+    default_alias: str = _setting("DEFAULT_ACCOUNT", "", "service")
+    arm_endpoint: Url = _setting("ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "service")
+    # A sovereign cloud has its own ARM audience (e.g. https://management.usgovcloudapi.net/.default).
+    arm_scope: Url = _setting("ARM_SCOPE", DEFAULT_ARM_SCOPE, "service")
+    arm_api_version: ApiVersion = _setting("ARM_API_VERSION", DEFAULT_ARM_API_VERSION, "service")
+    azure_openai_api_version: ApiVersion = _setting(
+        "AZURE_OPENAI_API_VERSION", DEFAULT_AZURE_OPENAI_API_VERSION, "service"
+    )
+    azure_openai_scope: Url = _setting("AZURE_OPENAI_SCOPE", DEFAULT_AZURE_OPENAI_SCOPE, "service")
+    image_account: str | None = _legacy("IMAGE_ANALYSIS_ACCOUNT", "GPT4V_ENDPOINT")
+    image_deployment: str | None = _legacy("IMAGE_ANALYSIS_DEPLOYMENT", "GPT4V_DEPLOYMENT")
+    auth_mode: AuthMode = _setting("AUTH_MODE", "entra", "service", description="entra, keys or none")
+    audit_table: TableName = _setting("AUDIT_TABLE", "audit", "service")
+
+    max_wait_seconds: int = _tuning("MAX_WAIT_SECONDS", _ARM.max_wait_seconds, 0, MAX_WAIT_CEILING_SECONDS)
+    arm_timeout_seconds: float = _tuning("ARM_TIMEOUT_SECONDS", _ARM.timeout_seconds, 1, 120)
+    arm_connect_timeout_seconds: float = _tuning("ARM_CONNECT_TIMEOUT_SECONDS", _ARM.connect_timeout_seconds, 0.1, 60)
+    arm_retry_total: int = _tuning("ARM_RETRY_TOTAL", _ARM.retry_total, 0, 10)
+    arm_retry_backoff_seconds: float = _tuning("ARM_RETRY_BACKOFF_SECONDS", _ARM.retry_backoff_seconds, 0, 30)
+    arm_retry_backoff_max_seconds: float = _tuning(
+        "ARM_RETRY_BACKOFF_MAX_SECONDS", _ARM.retry_backoff_max_seconds, 0, 120
+    )
+    arm_retry_budget_seconds: float = _tuning("ARM_RETRY_BUDGET_SECONDS", _ARM.retry_budget_seconds, 0, 120)
+    arm_conflict_retry_seconds: float = _tuning("ARM_CONFLICT_RETRY_SECONDS", _ARM.conflict_retry_seconds, 0, 120)
+    arm_poll_interval_seconds: float = _tuning("ARM_POLL_INTERVAL_SECONDS", _ARM.poll_interval_seconds, 0.05, 60)
+    arm_pool_size: int = _tuning("ARM_POOL_SIZE", _ARM.pool_size, 1, 256)
+    blocking_threads: int = _tuning("BLOCKING_THREADS", 32, 1, 256)
+    inference_timeout_seconds: float = _tuning("INFERENCE_TIMEOUT_SECONDS", _INFERENCE.timeout_seconds, 1, 225)
+    inference_max_body_bytes: int = _tuning(
+        "INFERENCE_MAX_BODY_BYTES", _INFERENCE.max_body_bytes, 1024, 100 * 1024 * 1024
+    )
+    inference_retry_max_wait_ms: int = _tuning("INFERENCE_RETRY_MAX_WAIT_MS", _INFERENCE.retry_max_wait_ms, 0, 10_000)
+    inference_pool_size: int = _tuning("INFERENCE_POOL_SIZE", _INFERENCE.pool_size, 1, 1000)
+
+    # Set by the platform: App Service Authentication on ("True"), and the instance (only in Azure).
+    website_auth_enabled: bool = _setting("WEBSITE_AUTH_ENABLED", False, "platform")
+    website_instance_id: str | None = _setting("WEBSITE_INSTANCE_ID", None, "platform")
+    storage_connection_string: str | None = _setting("AzureWebJobsStorage", None, "platform", repr=False)
+    storage_table_service_uri: Url | None = _setting("AzureWebJobsStorage__tableServiceUri", None, "platform")
+    storage_account_name: str | None = _setting("AzureWebJobsStorage__accountName", None, "platform")
+    storage_credential: str | None = _setting("AzureWebJobsStorage__credential", None, "platform")
+    storage_client_id: str | None = _setting("AzureWebJobsStorage__clientId", None, "platform")
+    appinsights_connection_string: str | None = _setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING", None, "platform", repr=False
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what load_settings passes in: no os.environ, .env file or secrets directory.
+        return (init_settings,)
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _decode_accounts(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise setting_error("is not valid JSON ({reason} at {pos})", reason=error.msg, pos=error.pos) from None
+
+    @field_validator("accounts")
+    @classmethod
+    def _name_accounts(cls, value: dict[str, Account]) -> dict[str, Account]:
+        return account_rules.named(value)
+
+    @field_validator("default_alias")
+    @classmethod
+    def _default_alias(cls, value: str, info: ValidationInfo) -> str:
+        known = info.data.get("accounts")
+        return account_rules.default_alias(known, value) if known else value
+
+    @field_validator("image_account")
+    @classmethod
+    def _image_account(cls, value: str | None, info: ValidationInfo) -> str | None:
+        known = info.data.get("accounts")
+        return account_rules.image_account(known, value) if known else value
+
+    @field_validator("arm_endpoint")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("auth_mode", mode="before")
+    @classmethod
+    def _mode_any_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("website_auth_enabled", mode="before")
+    @classmethod
+    def _platform_flag(cls, value: Any) -> Any:
+        # The platform writes "True" or "False"; anything else leaves authentication off (fail closed).
+        return value.strip().lower() == "true" if isinstance(value, str) else value
 
     def account(self, alias: str | None) -> Account:
         """The account for `?account=<alias>`, or the default one when no alias is given."""
@@ -152,60 +257,76 @@ class Settings:
                 f"No account with alias '{alias}' is configured. Use one of: {known}.", target="account"
             ) from None
 
+    @cached_property
+    def arm(self) -> ArmTuning:
+        return ArmTuning(
+            timeout_seconds=self.arm_timeout_seconds,
+            connect_timeout_seconds=self.arm_connect_timeout_seconds,
+            retry_total=self.arm_retry_total,
+            retry_backoff_seconds=self.arm_retry_backoff_seconds,
+            retry_backoff_max_seconds=self.arm_retry_backoff_max_seconds,
+            retry_budget_seconds=self.arm_retry_budget_seconds,
+            conflict_retry_seconds=self.arm_conflict_retry_seconds,
+            poll_interval_seconds=self.arm_poll_interval_seconds,
+            max_wait_seconds=self.max_wait_seconds,
+            pool_size=self.arm_pool_size,
+        )
+
+    @cached_property
+    def inference(self) -> InferenceTuning:
+        return InferenceTuning(
+            timeout_seconds=self.inference_timeout_seconds,
+            max_body_bytes=self.inference_max_body_bytes,
+            retry_max_wait_ms=self.inference_retry_max_wait_ms,
+            pool_size=self.inference_pool_size,
+        )
+
+    @cached_property
+    def storage(self) -> StorageSettings:
+        return StorageSettings(
+            connection_string=self.storage_connection_string,
+            table_service_uri=self.storage_table_service_uri,
+            account_name=self.storage_account_name,
+            credential=self.storage_credential,
+            client_id=self.storage_client_id,
+        )
+
+
+def _names_of(field_name: str) -> list[str]:
+    """A field's variable names, the current name first."""
+    info = Settings.model_fields[field_name]
+    if isinstance(info.validation_alias, AliasChoices):
+        return [str(choice) for choice in info.validation_alias.choices]
+    return [info.alias or field_name]
+
+
+def setting_names(group: SettingGroup | None = None) -> set[str]:
+    """The names of the app settings the code reads; with `group`, only those of that group."""
+    names: set[str] = set()
+    for field_name, info in Settings.model_fields.items():
+        extra = info.json_schema_extra
+        field_group = extra.get("group") if isinstance(extra, dict) else None
+        current, *legacy = _names_of(field_name)
+        if group is None or group == field_group:
+            names.add(current)
+        if group in (None, "legacy"):
+            names.update(legacy)
+    return names
+
 
 def load_settings(env: Mapping[str, str]) -> Settings:
-    """Parse settings from an environment mapping; raise ConfigurationError naming the bad setting."""
-    accounts = _parse_accounts(env.get("AZURE_OPENAI_ACCOUNTS"))
-    default_alias = env.get("DEFAULT_ACCOUNT", "").strip()
-    if not default_alias:
-        if len(accounts) > 1:
-            raise ConfigurationError(
-                "DEFAULT_ACCOUNT is not set and AZURE_OPENAI_ACCOUNTS names several accounts "
-                f"({', '.join(sorted(accounts))}). Set DEFAULT_ACCOUNT to one of those aliases.",
-                target="DEFAULT_ACCOUNT",
-            )
-        default_alias = next(iter(accounts))
-    elif default_alias not in accounts:
-        raise ConfigurationError(
-            f"DEFAULT_ACCOUNT is '{default_alias}', which is not an alias in AZURE_OPENAI_ACCOUNTS "
-            f"({', '.join(sorted(accounts))}).",
-            target="DEFAULT_ACCOUNT",
-        )
-    arm_endpoint = _url(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT).rstrip("/")
-    defaults = ArmTuning()
-    tuning = ArmTuning(
-        timeout_seconds=_number(env, "ARM_TIMEOUT_SECONDS", defaults.timeout_seconds, 1, 120),
-        connect_timeout_seconds=_number(env, "ARM_CONNECT_TIMEOUT_SECONDS", defaults.connect_timeout_seconds, 0.1, 60),
-        retry_total=int(_number(env, "ARM_RETRY_TOTAL", defaults.retry_total, 0, 10)),
-        retry_backoff_seconds=_number(env, "ARM_RETRY_BACKOFF_SECONDS", defaults.retry_backoff_seconds, 0, 30),
-        retry_backoff_max_seconds=_number(
-            env, "ARM_RETRY_BACKOFF_MAX_SECONDS", defaults.retry_backoff_max_seconds, 0, 120
-        ),
-        retry_budget_seconds=_number(env, "ARM_RETRY_BUDGET_SECONDS", defaults.retry_budget_seconds, 0, 120),
-        conflict_retry_seconds=_number(env, "ARM_CONFLICT_RETRY_SECONDS", defaults.conflict_retry_seconds, 0, 120),
-        poll_interval_seconds=_number(env, "ARM_POLL_INTERVAL_SECONDS", defaults.poll_interval_seconds, 0.05, 60),
-        max_wait_seconds=int(_number(env, "MAX_WAIT_SECONDS", defaults.max_wait_seconds, 0, MAX_WAIT_CEILING_SECONDS)),
-        pool_size=int(_number(env, "ARM_POOL_SIZE", defaults.pool_size, 1, 256)),
-    )
-    return Settings(
-        accounts=accounts,
-        default_alias=default_alias,
-        arm_endpoint=arm_endpoint,
-        # A sovereign cloud has its own ARM audience (e.g. https://management.usgovcloudapi.net/.default).
-        arm_scope=_url(env, "ARM_SCOPE", DEFAULT_ARM_SCOPE),
-        arm_api_version=_api_version(env, "ARM_API_VERSION", DEFAULT_ARM_API_VERSION),
-        azure_openai_api_version=_api_version(env, "AZURE_OPENAI_API_VERSION", DEFAULT_AZURE_OPENAI_API_VERSION),
-        azure_openai_scope=_url(env, "AZURE_OPENAI_SCOPE", DEFAULT_AZURE_OPENAI_SCOPE),
-        arm=tuning,
-        inference=InferenceTuning(
-            timeout_seconds=_number(env, "INFERENCE_TIMEOUT_SECONDS", 120, 1, 225),
-            max_body_bytes=int(_number(env, "INFERENCE_MAX_BODY_BYTES", 32 * 1024 * 1024, 1024, 100 * 1024 * 1024)),
-            retry_max_wait_ms=int(_number(env, "INFERENCE_RETRY_MAX_WAIT_MS", 1000, 0, 10_000)),
-            pool_size=int(_number(env, "INFERENCE_POOL_SIZE", 100, 1, 1000)),
-        ),
-        image_account=_image_account(env, accounts),
-        image_deployment=(env.get("IMAGE_ANALYSIS_DEPLOYMENT") or env.get("GPT4V_DEPLOYMENT") or "").strip() or None,
-    )
+    """The settings in `env` (blank values are unset); a bad one is a ConfigurationError naming it."""
+    given: dict[str, Any] = {}
+    for field_name in Settings.model_fields:
+        for name in _names_of(field_name):
+            value = env.get(name, "").strip()
+            if value:
+                given[name] = value
+                break  # the current name wins over a legacy one
+    try:
+        return Settings(**given)
+    except PydanticValidationError as error:
+        raise configuration_error(error, Settings) from None
 
 
 _cache_lock = threading.Lock()
@@ -213,7 +334,10 @@ _cached: Settings | ConfigurationError | None = None
 
 
 def get_settings() -> Settings:
-    """The process-wide settings, parsed on first use; a bad setting is logged once and raised each call."""
+    """Settings from os.environ, parsed once per process; a bad setting is logged once and raised each call.
+
+    Kept for the modules that have not yet been given their settings explicitly.
+    """
     global _cached
     if _cached is None:
         with _cache_lock:
@@ -226,138 +350,3 @@ def get_settings() -> Settings:
     if isinstance(_cached, ConfigurationError):
         raise _cached
     return _cached
-
-
-def reset_settings_cache() -> None:
-    """Forget the parsed settings (tests and a settings reload)."""
-    global _cached
-    with _cache_lock:
-        _cached = None
-
-
-def _parse_accounts(raw: str | None) -> dict[str, Account]:
-    name = "AZURE_OPENAI_ACCOUNTS"
-    example = (
-        '{"main": {"subscriptionId": "<guid>", "resourceGroup": "<rg>", "accountName": "<name>", '
-        '"endpoint": "https://<name>.openai.azure.com/"}}'
-    )
-    if raw is None or not raw.strip():
-        raise ConfigurationError(
-            f"{name} is not set. Set it to a JSON object of alias -> account, for example {example}.",
-            target=name,
-        )
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(f"{name} is not valid JSON ({error.msg} at {error.pos}).", target=name) from None
-    if not isinstance(data, dict) or not data:
-        raise ConfigurationError(f"{name} must be a non-empty JSON object, for example {example}.", target=name)
-    accounts: dict[str, Account] = {}
-    for alias, spec in data.items():
-        where = f"{name}['{alias}']"
-        if not _ALIAS.fullmatch(alias):
-            raise ConfigurationError(
-                f"{where}: an alias is 1-63 letters, digits, '-' or '_', starting with a letter or digit.",
-                target=name,
-            )
-        if not isinstance(spec, dict):
-            raise ConfigurationError(f"{where} must be an object like {example}.", target=name)
-        unknown = set(spec) - _ACCOUNT_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_ACCOUNT_KEYS)}.", target=name
-            )
-        subscription = _required_str(spec, "subscriptionId", where)
-        if not _GUID.fullmatch(subscription):
-            raise ConfigurationError(f"{where}.subscriptionId must be a GUID.", target=name)
-        group = _required_str(spec, "resourceGroup", where)
-        if not _RESOURCE_GROUP.fullmatch(group):
-            raise ConfigurationError(f"{where}.resourceGroup is not a valid resource group name.", target=name)
-        account_name = _required_str(spec, "accountName", where)
-        if not _ACCOUNT_NAME.fullmatch(account_name):
-            raise ConfigurationError(f"{where}.accountName must be 2-64 letters, digits, '_', '.' or '-'.", target=name)
-        endpoint = spec.get("endpoint")
-        if endpoint is not None and not (isinstance(endpoint, str) and _is_http_url(endpoint)):
-            raise ConfigurationError(
-                f"{where}.endpoint must be the account's data-plane URL, e.g. "
-                f"https://{account_name}.openai.azure.com/.",
-                target=name,
-            )
-        allowed = spec.get("inferenceDeployments", [])
-        if not (isinstance(allowed, list) and all(isinstance(item, str) and item for item in allowed)):
-            raise ConfigurationError(
-                f'{where}.inferenceDeployments must be a list of deployment names, or ["*"].', target=name
-            )
-        accounts[alias] = Account(
-            alias=alias,
-            subscription_id=subscription,
-            resource_group=group,
-            account_name=account_name,
-            endpoint=endpoint,
-            inference_deployments=tuple(allowed),
-        )
-    return accounts
-
-
-def _image_account(env: Mapping[str, str], accounts: Mapping[str, Account]) -> str | None:
-    """The account image analysis uses: IMAGE_ANALYSIS_ACCOUNT, else the one GPT4V_ENDPOINT names."""
-    alias = env.get("IMAGE_ANALYSIS_ACCOUNT", "").strip()
-    if alias:
-        if alias not in accounts:
-            raise ConfigurationError(
-                f"IMAGE_ANALYSIS_ACCOUNT is '{alias}', not an alias in AZURE_OPENAI_ACCOUNTS.",
-                target="IMAGE_ANALYSIS_ACCOUNT",
-            )
-        return alias
-    legacy = env.get("GPT4V_ENDPOINT", "").strip().rstrip("/").lower()
-    if not legacy:
-        return None
-    for candidate in accounts.values():
-        if candidate.endpoint and candidate.endpoint.rstrip("/").lower() == legacy:
-            return candidate.alias
-    raise ConfigurationError(
-        f"GPT4V_ENDPOINT is {legacy}, but no account in AZURE_OPENAI_ACCOUNTS has that endpoint. Add the account, "
-        "or set IMAGE_ANALYSIS_ACCOUNT to an alias.",
-        target="GPT4V_ENDPOINT",
-    )
-
-
-def _required_str(spec: Mapping[str, object], key: str, where: str) -> str:
-    value = spec.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{where}.{key} is required (a non-empty string).", target="AZURE_OPENAI_ACCOUNTS")
-    return value.strip()
-
-
-def _is_http_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("https", "http") and bool(parts.netloc)
-
-
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip() or default
-    if not _is_http_url(value):
-        raise ConfigurationError(f"{name} must be an http(s) URL, e.g. {default}; got '{value}'.", target=name)
-    return value
-
-
-def _api_version(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip() or default
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", value):
-        raise ConfigurationError(
-            f"{name} must look like {default} (YYYY-MM-DD, optionally -preview); got '{value}'.", target=name
-        )
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number; got '{raw}'.", target=name) from None
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be between {low:g} and {high:g}; got {raw}.", target=name)
-    return value

@@ -1,6 +1,7 @@
 """App settings: the template sets every setting the code needs, and only settings someone reads.
 
-The registry of what the code reads is `services.settings` (PRIMARY_SETTINGS, TUNING_SETTINGS, APP_SETTINGS).
+What the code reads is the `services.settings.Settings` model: `setting_names()` lists its variables, by group
+("service": set by infra/, "tuning": operator overrides, "platform", "legacy").
 """
 
 from __future__ import annotations
@@ -19,20 +20,16 @@ from .bicep_tools import (
     object_keys,
     param_default,
     parse_bicepparam,
-    setting_names,
     setting_value,
     template,
 )
+from .bicep_tools import setting_names as bicep_setting_names
 
 # Read by the Functions host, the platform or azure-identity, not by services/.
-PLATFORM_SETTINGS = frozenset(
+HOST_SETTINGS = frozenset(
     {
-        "AzureWebJobsStorage__credential",
-        "AzureWebJobsStorage__clientId",
         "AzureWebJobsStorage__blobServiceUri",
         "AzureWebJobsStorage__queueServiceUri",
-        "AzureWebJobsStorage__tableServiceUri",
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
         "PYTHON_ENABLE_INIT_INDEXING",
         "AZURE_CLIENT_ID",
@@ -70,7 +67,7 @@ def _site_settings() -> ObjectKeys:
     """Names in the site's siteConfig.appSettings (function-app.bicep)."""
     doc = template("modules/function-app.bicep")
     site = next(r for r in doc["resources"].values() if r["type"] == "Microsoft.Web/sites")
-    return setting_names(doc, body(site)["properties"]["siteConfig"]["appSettings"])
+    return bicep_setting_names(doc, body(site)["properties"]["siteConfig"]["appSettings"])
 
 
 def _service_settings() -> ObjectKeys:
@@ -88,15 +85,19 @@ def settings_set() -> frozenset[str]:
     return site.keys | service.keys
 
 
-def test_every_primary_setting_is_set(settings_set: frozenset[str]) -> None:
-    missing = set(app_settings.PRIMARY_SETTINGS) - settings_set
-    assert not missing, f"services.settings.PRIMARY_SETTINGS not set by infra/: {sorted(missing)}"
+def test_every_service_setting_is_set(settings_set: frozenset[str]) -> None:
+    missing = app_settings.setting_names("service") - settings_set
+    assert not missing, f"service settings of services.settings.Settings not set by infra/: {sorted(missing)}"
 
 
 def test_every_setting_is_read_by_someone(settings_set: frozenset[str]) -> None:
-    known = set(app_settings.APP_SETTINGS) | PLATFORM_SETTINGS
+    known = app_settings.setting_names() | HOST_SETTINGS
     unknown = settings_set - known
     assert not unknown, f"set by infra/ but read by nobody (or missing from services.settings): {sorted(unknown)}"
+
+
+def test_legacy_names_are_not_set(settings_set: frozenset[str]) -> None:
+    assert not settings_set & app_settings.setting_names("legacy"), "infra/ sets the current names"
 
 
 def test_auth_and_audit_settings_are_set(settings_set: frozenset[str]) -> None:
@@ -116,7 +117,7 @@ def test_no_settings_flex_consumption_rejects(settings_set: frozenset[str]) -> N
 
 def test_platform_settings_are_keyless() -> None:
     doc = template("modules/function-app.bicep")
-    platform = setting_names(doc, "platformSettings").keys
+    platform = bicep_setting_names(doc, "platformSettings").keys
     assert setting_value(doc, "platformSettings", "AzureWebJobsStorage__credential") == "managedidentity"
     for service in ("blob", "queue", "table"):
         uri = setting_value(doc, "platformSettings", f"AzureWebJobsStorage__{service}ServiceUri")
@@ -126,7 +127,7 @@ def test_platform_settings_are_keyless() -> None:
     assert auth["true_value"].startswith("ClientId=${") and auth["true_value"].endswith(";Authorization=AAD")
     assert setting_value(doc, "platformSettings", "PYTHON_ENABLE_INIT_INDEXING") == "1"
     assert setting_value(doc, "platformSettings", "AZURE_TOKEN_CREDENTIALS") == "ManagedIdentityCredential"
-    user_assigned = setting_names(doc, "userAssignedIdentitySettings").keys
+    user_assigned = bicep_setting_names(doc, "userAssignedIdentitySettings").keys
     assert user_assigned == {"AzureWebJobsStorage__clientId", "AZURE_CLIENT_ID"}
     assert not platform & user_assigned, "one name, one value"
     assert "AzureWebJobsStorage" not in platform, "the connection-string form would need a key"
@@ -134,10 +135,13 @@ def test_platform_settings_are_keyless() -> None:
 
 def test_service_settings_do_not_collide_with_platform_settings(settings_set: frozenset[str]) -> None:
     doc = template("modules/function-app.bicep")
-    platform = setting_names(doc, "platformSettings").keys | setting_names(doc, "userAssignedIdentitySettings").keys
+    platform = (
+        bicep_setting_names(doc, "platformSettings").keys
+        | bicep_setting_names(doc, "userAssignedIdentitySettings").keys
+    )
     assert not _service_settings().keys & platform
     # Tuning overrides may only name tuning settings (main.bicep documents it; the example files obey it).
-    assert "TUNING_SETTINGS" in str(template("main.bicep")["parameters"]["appTuningSettings"]["decorators"])
+    assert 'setting_names("tuning")' in str(template("main.bicep")["parameters"]["appTuningSettings"]["decorators"])
 
 
 def test_template_defaults_are_the_code_defaults() -> None:
@@ -176,4 +180,4 @@ def test_example_parameters_give_settings_the_code_accepts() -> None:
     assert set(loaded.accounts) == set(values["openAiAccounts"]) | set(values.get("sourceOpenAiAccounts", {}))
     assert loaded.arm_endpoint == "https://management.azure.com"
     tuning = values.get("appTuningSettings", {})
-    assert set(tuning) <= set(app_settings.TUNING_SETTINGS)
+    assert set(tuning) <= app_settings.setting_names("tuning")
