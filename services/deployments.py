@@ -21,18 +21,19 @@ from urllib.parse import quote
 from requests.structures import CaseInsensitiveDict
 
 from .arm import ArmClient, ArmResponse
+from .arm_errors import raise_for_status
 from .audit import AuditRecord, AuditTrail
 from .capacity import check_capacity
 from .deployment_requests import DeploymentRequest, ScaleRequest, check_name, parse_patch, parse_put
 from .deployment_state import CurrentDeployment, desired_state
-from .errors import Conflict, DeploymentNotFound, ServiceError, UpstreamError, ValidationError, error_for_status
+from .errors import Conflict, DeploymentNotFound, ServiceError, UpstreamError, ValidationError
 from .locks import KeyedLocks
 from .lro import LongRunningOperation, PollOutcome
 from .results import OperationResult, Outcome
 from .settings import Account, Settings
 from .web import parse_wait
 
-_NOT_FOUND_CODES = ("DeploymentNotFound", "NotFound", "ResourceNotFound")
+_NOT_FOUND_CODES = ("DeploymentNotFound", "NotFound")  # ResourceNotFound: the account itself is missing
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DeploymentService:
         account = self.settings.account(alias)
         items: list[dict[str, Any]] = []
         for page in self.arm.pages(self.arm.url(f"{account.arm_id}/deployments"), request_id=request_id):
-            self._raise_for_status(page, account)
+            raise_for_status(page, account)
             items.extend(self.view(resource, account) for resource in page.body.get("value", []))
         return items
 
@@ -201,7 +202,7 @@ class DeploymentService:
             return self._already(change, current, "PATCH")
         if sku_name.lower() != current.sku_name.lower() or capacity != current.capacity:
             skus = self.arm.send("GET", self._url(change.account, change.name, "/skus"), request_id=change.request_id)
-            self._raise_for_status(skus, change.account, change.name)
+            raise_for_status(skus, change.account)
             check_capacity(skus.body, change.name, sku_name, capacity)
         patch: dict[str, Any] = {"sku": {"name": sku_name, "capacity": capacity}}
         if request.tags is not None:
@@ -250,7 +251,7 @@ class DeploymentService:
         change.wrote = True
         url = self._url(change.account, change.name)
         response = self.arm.send(method, url, json=body, request_id=change.request_id, retry_conflict=True)
-        self._raise_for_status(response, change.account, change.name)
+        raise_for_status(response, change.account)
         return response
 
     def _already(self, change: _Change, current: CurrentDeployment, method: str) -> OperationResult:
@@ -309,36 +310,8 @@ class DeploymentService:
         response = self.arm.send("GET", self._url(account, name), request_id=request_id)
         if response.status == 404 and _error_code(response) in (*_NOT_FOUND_CODES, ""):
             return None
-        self._raise_for_status(response, account, name)
+        raise_for_status(response, account)
         return CurrentDeployment(response.body)
-
-    def _raise_for_status(self, response: ArmResponse, account: Account, name: str | None = None) -> None:
-        if response.status < 400:
-            return
-        error = response.error()
-        code = str(error.get("code") or "UpstreamError")
-        message = str(error.get("message") or f"ARM answered HTTP {response.status}.")
-        if response.status == 404 and code in ("ResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound"):
-            message = (
-                f"Account alias '{account.alias}' points at {account.arm_id}, which ARM did not find: {message} "
-                "Check AZURE_OPENAI_ACCOUNTS."
-            )
-        elif response.status == 403:
-            message = (
-                f"{message} Grant the Function App's identity the 'Cognitive Services OpenAI Contributor' role "
-                f"on {account.arm_id}."
-            )
-        headers = {}
-        if response.headers.get("Retry-After"):
-            headers["Retry-After"] = response.headers["Retry-After"]
-        raise error_for_status(
-            response.status,
-            message,
-            code=code,
-            target=error.get("target") if isinstance(error.get("target"), str) else None,
-            headers=headers,
-            correlation_id=response.correlation_id,
-        )
 
     def _source_id(self, source: str | None) -> str | None:
         if source is None:

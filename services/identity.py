@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import IdentityUnavailable
 
 if TYPE_CHECKING:
-    from azure.core.exceptions import ClientAuthenticationError
     from azure.core.credentials import AccessTokenInfo, TokenCredential
+    from azure.core.exceptions import ClientAuthenticationError
 
 log = logging.getLogger(__name__)
 

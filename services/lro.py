@@ -65,6 +65,8 @@ class LongRunningOperation:
             final = self.client.send("GET", self.resource_url, request_id=self.request_id)
             if final.status == 200 and isinstance(final.body, dict):
                 outcome.resource = final.body
+            elif final.status == 404:
+                outcome.resource = None  # gone since: a concurrent DELETE; the caller decides what to answer
         return outcome
 
     def _initial_outcome(self) -> PollOutcome:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,7 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from . import accounts as account_rules
 from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, is_http_url, setting_error
-from .errors import AccountNotFound, ConfigurationError
+from .errors import AccountNotFound
 from .settings_errors import configuration_error
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
     "InferenceTuning",
     "Settings",
     "StorageSettings",
-    "get_settings",
     "load_settings",
     "setting_names",
 ]
@@ -91,6 +88,10 @@ class StorageSettings:
     account_name: str | None = None
     credential: str | None = None
     client_id: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.connection_string or self.table_service_uri or self.account_name)
 
 
 _ARM = ArmTuning()
@@ -327,26 +328,3 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         return Settings(**given)
     except PydanticValidationError as error:
         raise configuration_error(error, Settings) from None
-
-
-_cache_lock = threading.Lock()
-_cached: Settings | ConfigurationError | None = None
-
-
-def get_settings() -> Settings:
-    """Settings from os.environ, parsed once per process; a bad setting is logged once and raised each call.
-
-    Kept for the modules that have not yet been given their settings explicitly.
-    """
-    global _cached
-    if _cached is None:
-        with _cache_lock:
-            if _cached is None:
-                try:
-                    _cached = load_settings(os.environ)
-                except ConfigurationError as error:
-                    log.error("Configuration error: %s", error.message)
-                    _cached = error
-    if isinstance(_cached, ConfigurationError):
-        raise _cached
-    return _cached

@@ -9,7 +9,7 @@ import pytest
 
 from services.capacity import capacity_problem
 from services.deployments import DeploymentService
-from services.errors import AccountNotFound, DeploymentNotFound, PayloadTooLarge, UpstreamError, ValidationError
+from services.errors import AccountNotFound, BadRequest, DeploymentNotFound, NotFound, PayloadTooLarge, ValidationError
 from services.settings import ArmTuning, load_settings
 from tests.unit.fake_arm import Call, make_client
 
@@ -235,7 +235,7 @@ def test_arm_error_is_passed_through_with_its_status_and_code() -> None:
 
     settings = load_settings({"AZURE_OPENAI_ACCOUNTS": json.dumps(ACCOUNTS), "DEFAULT_ACCOUNT": "main"})
     client, _, _ = make_client(handler)
-    with pytest.raises(UpstreamError) as raised:
+    with pytest.raises(BadRequest) as raised:  # the error type follows ARM's status; the code stays ARM's
         DeploymentService(settings, client).put(None, "d1", body(model=FT))
     assert (raised.value.status, raised.value.code) == (400, "InsufficientQuota")
     assert "new capacity" in raised.value.message
@@ -244,9 +244,10 @@ def test_arm_error_is_passed_through_with_its_status_and_code() -> None:
 def test_missing_account_in_arm_says_which_setting_to_fix() -> None:
     settings = load_settings({"AZURE_OPENAI_ACCOUNTS": json.dumps(ACCOUNTS), "DEFAULT_ACCOUNT": "main"})
     client, _, _ = make_client(lambda _: (404, {}, {"error": {"code": "ResourceNotFound", "message": "gone"}}))
-    with pytest.raises(UpstreamError) as raised:
+    with pytest.raises(NotFound) as raised:
         DeploymentService(settings, client).get(None, "d1")
-    assert raised.value.status == 404 and "AZURE_OPENAI_ACCOUNTS" in raised.value.message
+    assert raised.value.status == 404 and raised.value.code == "ResourceNotFound"
+    assert "AZURE_OPENAI_ACCOUNTS" in raised.value.message
 
 
 # Scale.

@@ -17,7 +17,7 @@ from services.errors import IdentityUnavailable
 from services.identity import TokenProvider
 
 SUB = "11111111-1111-1111-1111-111111111111"
-ACCOUNTS = {"main": {"subscriptionId": SUB, "resourceGroup": "rg", "accountName": "a"}}
+ACCOUNTS = {"main": {"subscriptionId": SUB, "resourceGroup": "rg", "accountName": "aoai"}}
 ENV = {"AZURE_OPENAI_ACCOUNTS": json.dumps(ACCOUNTS)}
 
 

@@ -7,9 +7,8 @@ from operator import attrgetter
 
 import pytest
 
-from services import settings as settings_module
 from services.errors import AccountNotFound, ConfigurationError
-from services.settings import ArmTuning, InferenceTuning, StorageSettings, get_settings, load_settings, setting_names
+from services.settings import ArmTuning, InferenceTuning, StorageSettings, load_settings, setting_names
 
 SUB = "11111111-1111-1111-1111-111111111111"
 MAIN = {
@@ -330,13 +329,3 @@ def test_every_setting_is_read(name: str) -> None:
     assert changed.model_dump() != load_settings(baseline).model_dump()
 
 
-def test_bad_setting_is_logged_once_and_raised_every_time(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.delenv("AZURE_OPENAI_ACCOUNTS", raising=False)
-    monkeypatch.setattr(settings_module, "_cached", None)
-    for _ in range(3):
-        with pytest.raises(ConfigurationError):
-            get_settings()
-    logged = [r for r in caplog.records if r.name == settings_module.__name__ and "AZURE_OPENAI_ACCOUNTS" in r.message]
-    assert len(logged) == 1
