@@ -101,7 +101,7 @@ class DesiredDeployment:
     capacity: int
     rai_policy_name: str | None
     version_upgrade_option: str | None
-    tags: dict[str, str]
+    tags: dict[str, str] | None  # None: send none (ARM's PUT then leaves the deployment without tags)
 
     def arm_body(self) -> dict[str, Any]:
         model: dict[str, Any] = {"format": self.model_format, "name": self.model_name, "version": self.model_version}
@@ -112,11 +112,10 @@ class DesiredDeployment:
             properties["raiPolicyName"] = self.rai_policy_name
         if self.version_upgrade_option:
             properties["versionUpgradeOption"] = self.version_upgrade_option
-        return {
-            "sku": {"name": self.sku_name, "capacity": self.capacity},
-            "properties": properties,
-            "tags": self.tags,
-        }
+        body: dict[str, Any] = {"sku": {"name": self.sku_name, "capacity": self.capacity}, "properties": properties}
+        if self.tags is not None:
+            body["tags"] = self.tags
+        return body
 
     def same_model_as(self, current: CurrentDeployment) -> bool:
         return (
@@ -133,7 +132,7 @@ class DesiredDeployment:
             and self.capacity == current.capacity
             and self.rai_policy_name == current.rai_policy_name
             and self.version_upgrade_option == current.version_upgrade_option
-            and self.tags == current.tags
+            and (self.tags or {}) == current.tags
         )
 
 
@@ -155,7 +154,7 @@ def desired_state(
             capacity=(sku.capacity if sku else None) or 1,
             rai_policy_name=request.raiPolicyName,
             version_upgrade_option=request.versionUpgradeOption,
-            tags=dict(request.tags or {}),
+            tags=dict(request.tags) if request.tags is not None else None,
         )
     same_model = request.model == current.model_name
     kept_source = current.model_source if same_model and request.source is None else None
@@ -168,5 +167,5 @@ def desired_state(
         capacity=(sku.capacity if sku else None) or current.capacity or 1,
         rai_policy_name=request.raiPolicyName or current.rai_policy_name,
         version_upgrade_option=request.versionUpgradeOption or current.version_upgrade_option,
-        tags=dict(request.tags) if request.tags is not None else current.tags,
+        tags=dict(request.tags) if request.tags is not None else (current.tags or None),
     )
