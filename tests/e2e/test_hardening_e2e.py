@@ -48,7 +48,7 @@ DEEP = b'{"model": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"  # under the 64 KiB 
         ("PUT", "/deployments/x1", DEEP, {"Content-Type": "application/json"}, 400, "InvalidJson"),
         (
             "POST",
-            "/openai/deployments/vision/chat/completions",
+            "/openai/deployments/vision/chat/completions?api-version=2024-10-21",
             DEEP,
             {"Content-Type": "application/json"},
             400,
