@@ -19,6 +19,7 @@ import requests
 from localdev.azurite import Azurite, start_azurite
 from localdev.simulator.control_client import SimulatorControl
 from localdev.wiring import service_environment, simulator_config, start_host, start_simulator, stop
+from tests.e2e.inprocess import InProcessHost
 
 # Short waits so the suite stays quick; the behaviour is the same as with the defaults.
 TUNING = {
@@ -80,6 +81,7 @@ class Stack:
         self.url = simulator.url
         self.control = SimulatorControl(self.url)
         self.hosts: list[subprocess.Popen[bytes]] = []
+        self._inprocess: InProcessHost | None = None
 
     def environment(self, **overrides: str) -> dict[str, str]:
         import os
@@ -94,7 +96,23 @@ class Stack:
         self.hosts.append(host.process)
         return Api(host.url)
 
+    def configured(self, **overrides: str) -> Api:
+        """The app with these settings, served in this process with a context of its own (no new process).
+
+        For settings of the app itself; what azure-identity reads from the environment, and AUTH_MODE=keys
+        (decided when the app registers its functions), need `start_host`."""
+        if self._inprocess is None:
+            import os
+
+            # This process plays the Function App: the platform's managed-identity variables, as a host gets.
+            wired = service_environment(self.url, self.identity_header)
+            os.environ.update({name: wired[name] for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")})
+            self._inprocess = InProcessHost()
+        return Api(self._inprocess.add(self.environment(**overrides)))
+
     def close(self) -> None:
+        if self._inprocess is not None:
+            self._inprocess.close()
         for host in self.hosts:
             stop(host)
         stop(self.process)

@@ -63,7 +63,7 @@ def principal(*roles: str, object_id: str = "5b0c2c43-0000-4000-8000-00000000c0d
 @pytest.fixture(scope="module")
 def entra_api(stack: Stack) -> Api:
     """A host as in Azure with Easy Auth on: the test plays the platform and presents the principal."""
-    return stack.start_host(AUTH_MODE="entra", WEBSITE_AUTH_ENABLED="True")
+    return stack.configured(AUTH_MODE="entra", WEBSITE_AUTH_ENABLED="True")
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_role_matrix(easy: Api, route: tuple[str, str, str, dict[str, str], Any,
 
 
 def test_spoofed_principal_with_platform_auth_off_fails_closed(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host(AUTH_MODE="entra")  # WEBSITE_AUTH_ENABLED not set: the header cannot be trusted
+    api = stack.configured(AUTH_MODE="entra")  # WEBSITE_AUTH_ENABLED not set: the header cannot be trusted
     for route in ROUTES:
         response = send(api, route, principal(*ROLES))
         assert response.status_code == 503, (route[0], response.text)
@@ -100,14 +100,14 @@ def test_spoofed_principal_with_platform_auth_off_fails_closed(stack: Stack, sim
 
 
 def test_auth_mode_none_is_refused_in_azure(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host(AUTH_MODE="none", WEBSITE_INSTANCE_ID="abc123")
+    api = stack.configured(AUTH_MODE="none", WEBSITE_INSTANCE_ID="abc123")
     response = api.get()
     assert response.status_code == 500
     assert "AUTH_MODE=none" in response.json()["error"]["message"]
 
 
 def test_unknown_auth_mode_fails_closed(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host(AUTH_MODE="open-sesame")
+    api = stack.configured(AUTH_MODE="open-sesame")
     response = api.call("GET", "/deployments", headers={"X-MS-CLIENT-PRINCIPAL": principal(*ROLES)})
     assert response.status_code == 500 and response.json()["error"]["target"] == "AUTH_MODE"
 
@@ -216,7 +216,7 @@ def test_audit_query_bad_parameters(easy: Api, sim: SimulatorControl) -> None:
 def test_mutation_refused_when_the_audit_store_is_down(stack: Stack, sim: SimulatorControl, tmp_path: Any) -> None:
     (tmp_path / "data").mkdir()
     azurite = start_azurite(tmp_path / "data", tmp_path / "azurite.log")
-    api = stack.start_host(AzureWebJobsStorage=azurite.connection_string)
+    api = stack.configured(AzureWebJobsStorage=azurite.connection_string)
     assert api.put("before-outage", {"model": MODEL}, wait="15").status_code == 201
     azurite.stop()
     sim.clear_requests()
@@ -233,7 +233,7 @@ def test_mutation_refused_when_the_audit_store_is_down(stack: Stack, sim: Simula
 
 def test_host_starts_with_unreachable_audit_store(stack: Stack, sim: SimulatorControl) -> None:
     dead = "DefaultEndpointsProtocol=http;AccountName=x;AccountKey=eA==;TableEndpoint=http://127.0.0.1:9/x;"
-    api = stack.start_host(AzureWebJobsStorage=dead)
+    api = stack.configured(AzureWebJobsStorage=dead)
     assert api.get().status_code == 200
     assert api.put("nope", {"model": MODEL}).json()["error"]["code"] == "AuditUnavailable"
 

@@ -376,7 +376,7 @@ def test_no_identity_at_all_still_serves_and_says_503(stack: Stack, sim: Simulat
 
 
 def test_missing_setting_is_500_configuration_error_naming_it(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host(AZURE_OPENAI_ACCOUNTS="{not json")
+    api = stack.configured(AZURE_OPENAI_ACCOUNTS="{not json")
     response = api.get()
     assert response.status_code == 500
     error = response.json()["error"]

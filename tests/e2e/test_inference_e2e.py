@@ -333,7 +333,7 @@ def test_deploy_unknown_checkpoint_is_400(api: Api, sim: SimulatorControl) -> No
 
 
 def test_token_endpoint_called_once_across_many_requests(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host()
+    api = stack.configured()  # a fresh context: no token cached yet
     sdk = client(api)
     for i in range(40):
         sdk.chat.completions.create(model="vision", messages=ask(f"n{i}"))

@@ -161,7 +161,7 @@ def test_chat_without_api_version_is_refused_as_azure_refuses_it(api: Api, sim: 
 
 
 def test_malformed_blocking_threads_is_a_configuration_error(stack: Stack, sim: SimulatorControl) -> None:
-    api = stack.start_host(BLOCKING_THREADS="lots")
+    api = stack.configured(BLOCKING_THREADS="lots")
     response = api.get()
     assert response.status_code == 500
     error = response.json()["error"]
