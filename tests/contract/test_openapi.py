@@ -24,6 +24,7 @@ from starlette.requests import Request
 
 from localdev.host import HttpFunction, registered_functions, route_prefix_from_host_json, starlette_paths
 from localdev.wiring import PROJECT_ROOT
+from services.context import AppContext, using
 from tests.contract.conftest import DOCUMENT_PATH
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -193,11 +194,22 @@ def _call(function: HttpFunction, headers: dict[str, str]) -> tuple[int, Any, di
     return response.status_code, parsed, dict(response.headers), body
 
 
+ACCOUNTS = {
+    "main": {"subscriptionId": "11111111-1111-1111-1111-111111111111", "resourceGroup": "rg", "accountName": "aoai"}
+}
+
+
+def entra_settings(*, platform_auth: bool = True) -> dict[str, str]:
+    """Settings as in Azure with AUTH_MODE=entra; with or without App Service Authentication in front."""
+    settings = {"AZURE_OPENAI_ACCOUNTS": json.dumps(ACCOUNTS), "AUTH_MODE": "entra", "AUDIT_TABLE": "audit"}
+    return {**settings, "WEBSITE_AUTH_ENABLED": "True"} if platform_auth else settings
+
+
 @pytest.fixture
-def entra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTH_MODE", "entra")
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    monkeypatch.delenv("WEBSITE_INSTANCE_ID", raising=False)
+def entra() -> Iterator[None]:
+    """The handlers run with an application context of these settings (no Azure is reached: refused first)."""
+    with using(AppContext(entra_settings())):
+        yield
 
 
 @pytest.mark.usefixtures("entra")
@@ -221,18 +233,18 @@ def test_each_operation_requires_the_documented_role(document: dict[str, Any]) -
 
 
 @pytest.mark.usefixtures("entra")
-def test_auth_refusals_are_documented(document: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auth_refusals_are_documented(document: dict[str, Any]) -> None:
     protected = [(key, function) for key, function in registered().items() if key[1] != "/api/openapi.json"]
     for (method, path), function in protected:
         status, body, headers, _ = _call(function, {})
         assert (status, body["error"]["code"]) == (401, "Unauthorized"), f"{method} {path}"
         assert headers.get("www-authenticate") == "Bearer"
         validate_answer(document, method, path, status, body, headers)
-    monkeypatch.delenv("WEBSITE_AUTH_ENABLED")
-    for (method, path), function in protected:
-        status, body, headers, _ = _call(function, {})
-        assert (status, body["error"]["code"]) == (503, "AuthenticationNotConfigured"), f"{method} {path}"
-        validate_answer(document, method, path, status, body, headers)
+    with using(AppContext(entra_settings(platform_auth=False))):
+        for (method, path), function in protected:
+            status, body, headers, _ = _call(function, {})
+            assert (status, body["error"]["code"]) == (503, "AuthenticationNotConfigured"), f"{method} {path}"
+            validate_answer(document, method, path, status, body, headers)
 
 
 # Rules: the document's limits are the code's
@@ -261,7 +273,8 @@ def _pydantic_field(model_schema: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_deployment_rules_are_the_services(document: dict[str, Any]) -> None:
-    from services import deployments, fine_tuning, images, web
+    from services import deployment_requests as deployments
+    from services import fine_tuning, images, web
 
     put = _schema(document, "DeploymentRequest")
     model = deployments.DeploymentRequest.model_json_schema()
