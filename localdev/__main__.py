@@ -4,7 +4,7 @@ Starts the simulator (managed-identity endpoint, ARM, Azure OpenAI data plane) a
 trail's Table Storage) as child processes on loopback, points the app's settings at them (AUTH_MODE=none),
 prints the URL and some copy-paste curl lines, then serves the app like `func start`.
 
-However it stops
+The service's port is bound before anything starts, so a taken port is reported at once. However it stops
 (Ctrl+C, SIGTERM from an IDE, `timeout` or a process manager, SIGHUP when its terminal closes, or the host
 failing), the child processes are stopped and the working folder is removed; after a signal the exit status
 is 128 + its number, as a shell reports it.
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +31,10 @@ from .azurite import start_azurite
 from .wiring import DEMO_ACCOUNTS, service_environment, simulator_config, start_simulator, stop
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class PortTaken(Exception):
+    """A port given on the command line is in use; the message says how to choose another."""
 
 
 def banner(base: str, simulator: str, folder: Path) -> str:
@@ -91,22 +97,56 @@ def _signals_exit() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+def _reserve(port: int) -> socket.socket:
+    try:
+        return host.reserve_port(port)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise PortTaken(
+            f"port {port} on 127.0.0.1 is already in use (another bin/run-local or func start?). "
+            f"Choose another port with --port N, e.g. bin/run-local --port {port + 1}, "
+            "or --port 0 for any free one (the banner shows which)."
+        ) from None
+
+
+def _check_simulator_port(port: int) -> None:
+    if port:
+        try:
+            host.reserve_port(port).close()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise PortTaken(
+                f"port {port} on 127.0.0.1 is already in use. Leave out --simulator-port (a free port is "
+                "chosen) or choose another with --simulator-port N."
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="localdev", description="Run the service locally against the Azure simulator."
     )
-    parser.add_argument("--port", type=int, default=7071, help="port of the service (default 7071, as func start)")
+    parser.add_argument(
+        "--port", type=int, default=7071, help="port of the service (default 7071, as func start; 0: a free one)"
+    )
     parser.add_argument("--simulator-port", type=int, default=0, help="port of the simulator (default: a free one)")
     parser.add_argument(
         "--provisioning-delay", type=float, default=6.0, help="seconds the simulator takes to provision (default 6)"
     )
     args = parser.parse_args(argv)
 
-    with _signals_exit(), contextlib.ExitStack() as cleanup:
-        _run(args, cleanup)
+    with _signals_exit():
+        try:
+            listener = _reserve(args.port)
+            _check_simulator_port(args.simulator_port)
+        except PortTaken as taken:
+            parser.exit(1, f"{parser.prog}: {taken}\n")
+        with listener, contextlib.ExitStack() as cleanup:
+            _run(args, listener, cleanup)
 
 
-def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> None:
+def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.ExitStack) -> None:
     # Exits in reverse: Azurite and the simulator are stopped before their folder is removed.
     folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="localdev-")))
     identity_header = secrets.token_urlsafe(24)
@@ -128,9 +168,10 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> None:
             AzureWebJobsStorage=azurite.connection_string,
         )
     )
-    print(banner(f"http://127.0.0.1:{args.port}", simulator.url, folder))
+    port = listener.getsockname()[1]
+    print(banner(f"http://127.0.0.1:{port}", simulator.url, folder))
     sys.stdout.flush()
-    host.serve(args.port)
+    host.serve(port, sock=listener)
 
 
 if __name__ == "__main__":

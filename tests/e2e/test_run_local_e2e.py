@@ -1,4 +1,4 @@
-"""`python -m localdev` (what bin/run-local runs) as a process: however it stops.
+"""`python -m localdev` (what bin/run-local runs) as a process: stopping it, and a port that is taken.
 
 However it stops (a signal from an IDE's stop button, `timeout` or a process manager, Ctrl+C, or the host
 failing), the simulator and Azurite it started must be gone and its working folder removed. Its child
@@ -166,3 +166,22 @@ def test_a_host_that_fails_leaves_nothing_behind() -> None:
     assert len(children) == 2, "".join(output)
     assert _wait_gone(children) == set()
     assert folder is not None and not folder.exists()
+
+
+def test_a_taken_port_is_refused_before_anything_starts() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = subprocess.run(
+            [sys.executable, "-m", "localdev", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert finished.returncode != 0
+    assert f"port {port}" in finished.stderr and "--port" in finished.stderr, finished.stderr
+    # Nothing was started: no banner, no curl lines.
+    assert "Simulator:" not in finished.stdout and "curl" not in finished.stdout
