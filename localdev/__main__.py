@@ -3,24 +3,41 @@
 Starts the simulator (managed-identity endpoint, ARM, Azure OpenAI data plane) and Azurite (the audit
 trail's Table Storage) as child processes on loopback, points the app's settings at them (AUTH_MODE=none),
 prints the URL and some copy-paste curl lines, then serves the app like `func start`.
+
+The service's port is bound before anything starts, so a taken port is reported at once. However it stops
+(Ctrl+C, SIGTERM from an IDE, `timeout` or a process manager, SIGHUP when its terminal closes, or the host
+failing), the child processes are stopped and the working folder is removed; after a signal the exit status
+is 128 + its number, as a shell reports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import secrets
+import signal
+import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from . import host
 from .azurite import start_azurite
 from .wiring import DEMO_ACCOUNTS, service_environment, simulator_config, start_simulator, stop
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-def banner(base: str, simulator: str) -> str:
+
+class PortTaken(Exception):
+    """A port given on the command line is in use; the message says how to choose another."""
+
+
+def banner(base: str, simulator: str, folder: Path) -> str:
     model = DEMO_ACCOUNTS[0].models[0]
     east_model = DEMO_ACCOUNTS[1].models[0]
     job = DEMO_ACCOUNTS[0].fine_tuning_jobs[0]["id"]
@@ -28,6 +45,7 @@ def banner(base: str, simulator: str) -> str:
     return f"""
 Service:   {api}   (accounts: {", ".join(a.alias for a in DEMO_ACCOUNTS)}; default {DEMO_ACCOUNTS[0].alias})
 Simulator: {simulator}   (request log: {simulator}/_sim/requests, state: {simulator}/_sim/state)
+Logs:      {folder}   (removed on exit)
 
 Try it:
   # deploy a fine-tuned model (202 while ARM provisions; add ?wait=30 to wait for it)
@@ -57,40 +75,103 @@ Try it:
 """
 
 
+def _exit_on_signal(signum: int, _: FrameType | None) -> None:
+    # Further signals would interrupt the clean-up this exit starts; it is bounded (see wiring.stop).
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _signals_exit() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise SystemExit, so every `finally` and context exit runs.
+
+    uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler found before it
+    started: this one. Without it, SIGTERM's default action would end the process with its children left running.
+    """
+    previous = {number: signal.signal(number, _exit_on_signal) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _reserve(port: int) -> socket.socket:
+    try:
+        return host.reserve_port(port)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise PortTaken(
+            f"port {port} on 127.0.0.1 is already in use (another bin/run-local or func start?). "
+            f"Choose another port with --port N, e.g. bin/run-local --port {port + 1}, "
+            "or --port 0 for any free one (the banner shows which)."
+        ) from None
+
+
+def _check_simulator_port(port: int) -> None:
+    if port:
+        try:
+            host.reserve_port(port).close()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise PortTaken(
+                f"port {port} on 127.0.0.1 is already in use. Leave out --simulator-port (a free port is "
+                "chosen) or choose another with --simulator-port N."
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the service locally against the Azure simulator.")
-    parser.add_argument("--port", type=int, default=7071, help="port of the service (default 7071, as func start)")
+    parser = argparse.ArgumentParser(
+        prog="localdev", description="Run the service locally against the Azure simulator."
+    )
+    parser.add_argument(
+        "--port", type=int, default=7071, help="port of the service (default 7071, as func start; 0: a free one)"
+    )
     parser.add_argument("--simulator-port", type=int, default=0, help="port of the simulator (default: a free one)")
     parser.add_argument(
         "--provisioning-delay", type=float, default=6.0, help="seconds the simulator takes to provision (default 6)"
     )
     args = parser.parse_args(argv)
 
+    with _signals_exit():
+        try:
+            listener = _reserve(args.port)
+            _check_simulator_port(args.simulator_port)
+        except PortTaken as taken:
+            parser.exit(1, f"{parser.prog}: {taken}\n")
+        with listener, contextlib.ExitStack() as cleanup:
+            _run(args, listener, cleanup)
+
+
+def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.ExitStack) -> None:
+    # Exits in reverse: Azurite and the simulator are stopped before their folder is removed.
+    folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="localdev-")))
     identity_header = secrets.token_urlsafe(24)
     config = simulator_config(provisioningDelaySeconds=args.provisioning_delay, retryAfterSeconds=2)
-    with tempfile.TemporaryDirectory(prefix="localdev-") as folder:
-        config_path = Path(folder) / "simulator.json"
-        config_path.write_text(json.dumps(config), encoding="utf-8")
-        simulator = start_simulator(config_path, identity_header, Path(folder) / "sim.log", port=args.simulator_port)
-        storage = Path(folder) / "azurite"
-        storage.mkdir()
-        azurite = start_azurite(storage, Path(folder) / "azurite.log")
-        try:
-            os.environ.update(
-                service_environment(
-                    simulator.url,
-                    identity_header,
-                    ARM_POLL_INTERVAL_SECONDS="2",
-                    AUTH_MODE="none",
-                    AzureWebJobsStorage=azurite.connection_string,
-                )
-            )
-            print(banner(f"http://127.0.0.1:{args.port}", simulator.url))
-            sys.stdout.flush()
-            host.serve(args.port)
-        finally:
-            azurite.stop()
-            stop(simulator.process)
+    config_path = folder / "simulator.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    simulator = start_simulator(config_path, identity_header, folder / "sim.log", port=args.simulator_port)
+    cleanup.callback(stop, simulator.process)
+    storage = folder / "azurite"
+    storage.mkdir()
+    azurite = start_azurite(storage, folder / "azurite.log")
+    cleanup.callback(azurite.stop)
+    os.environ.update(
+        service_environment(
+            simulator.url,
+            identity_header,
+            ARM_POLL_INTERVAL_SECONDS="2",
+            AUTH_MODE="none",
+            AzureWebJobsStorage=azurite.connection_string,
+        )
+    )
+    port = listener.getsockname()[1]
+    print(banner(f"http://127.0.0.1:{port}", simulator.url, folder))
+    sys.stdout.flush()
+    host.serve(port, sock=listener)
 
 
 if __name__ == "__main__":

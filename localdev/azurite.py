@@ -58,7 +58,12 @@ def start_azurite(folder: Path, log_path: Path, attempts: int = 3) -> Azurite:
         ]
         with open(log_path, "ab") as output:
             process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
-        if _wait_listening(port, process):
+        try:
+            listening = _wait_listening(port, process)
+        except BaseException:  # a signal or Ctrl+C while waiting must not leave Azurite behind
+            stop(process)
+            raise
+        if listening:
             return Azurite(process, port, key)
         stop(process)
     raise RuntimeError(f"Azurite did not start; see {log_path}")

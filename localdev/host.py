@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -211,12 +212,40 @@ def configure_logging() -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
-def serve(port: int, *, host: str = "127.0.0.1", function_key: str | None = None) -> None:
+def reserve_port(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """Bind the host's listening socket now (port 0: a free one), so a taken port is known before anything starts.
+
+    Raises OSError (errno EADDRINUSE when another process has the port). The socket is not inherited by child
+    processes, and it is not listening yet: connections are refused until `serve(sock=...)` accepts them.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a TIME_WAIT is no conflict
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(
+    port: int, *, host: str = "127.0.0.1", function_key: str | None = None, sock: socket.socket | None = None
+) -> None:
+    """Serve on host:port, or on `sock` from reserve_port when given (then host and port are not used)."""
     import uvicorn
 
     configure_logging()
     asgi = build_app(registered_functions(), route_prefix=route_prefix_from_host_json(), function_key=function_key)
-    uvicorn.run(asgi, host=host, port=port, log_level=os.environ.get("LOCALDEV_LOG_LEVEL", "info"), access_log=False)
+    log_level = os.environ.get("LOCALDEV_LOG_LEVEL", "info")
+    if sock is None:
+        uvicorn.run(asgi, host=host, port=port, log_level=log_level, access_log=False)
+        return
+    server = uvicorn.Server(uvicorn.Config(asgi, log_level=log_level, access_log=False))
+    bound_host, bound_port = sock.getsockname()[:2]
+    log.info("Serving on http://%s:%d", bound_host, bound_port)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise RuntimeError("the host did not start; see the lines above")
 
 
 def describe(functions: Iterable[HttpFunction], base_url: str, prefix: str) -> str:

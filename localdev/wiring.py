@@ -190,18 +190,37 @@ def _start(command: list[str], environment: dict[str, str], ready: re.Pattern[by
     offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as output:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=output)
+    try:
+        url = _wait_ready(process, ready, log_path, offset)
+    except BaseException:  # a signal or Ctrl+C while waiting must not leave the child behind
+        stop(process)
+        raise
+    if url is None:
+        stop(process)
+        raise RuntimeError(f"{' '.join(command[1:4])} did not start; see {log_path}:\n{_tail(log_path, offset)}")
+    return Started(process, url)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], ready: re.Pattern[bytes], log_path: Path, offset: int) -> str | None:
     deadline = time.monotonic() + 60  # generous: a loaded 2-core CI box can be slow to import
     while time.monotonic() < deadline:
         with open(log_path, "rb") as log:
             log.seek(offset)
             match = ready.search(log.read())
         if match:
-            return Started(process, match.group(1).decode())
+            return match.group(1).decode()
         if process.poll() is not None:
-            break
+            return None
         time.sleep(0.05)
-    stop(process)
-    raise RuntimeError(f"{' '.join(command[1:4])} did not start; see {log_path}")
+    return None
+
+
+def _tail(log_path: Path, offset: int, lines: int = 20) -> str:
+    """The last lines the child wrote, for the error message (the log may live in a folder about to go)."""
+    with open(log_path, "rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def stop(process: subprocess.Popen[Any]) -> None:

@@ -101,7 +101,15 @@ def control_routes(runtime: SimulatorRuntime) -> list[BaseRoute]:
             {**operation_json(operation, now), "kind": operation.kind.value, "deployment": operation.deployment_key}
             for operation in runtime.state.operations.values()
         ]
-        return JSONResponse({"accounts": accounts, "operations": operations})
+        return JSONResponse({"accounts": accounts, "operations": operations, "operationsHeld": runtime.state.held})
+
+    async def hold_operations(request: Request) -> Response:
+        runtime.state.hold()
+        return JSONResponse({"operationsHeld": True})
+
+    async def release_operations(request: Request) -> Response:
+        runtime.state.release()
+        return JSONResponse({"operationsHeld": False})
 
     async def stats(request: Request) -> Response:
         return JSONResponse(runtime.observer.stats())
@@ -114,5 +122,7 @@ def control_routes(runtime: SimulatorRuntime) -> list[BaseRoute]:
         Route("/faults/{fault_id}", one_fault, methods=["DELETE"]),
         Route("/requests", requests_log, methods=["GET", "DELETE"]),
         Route("/state", state, methods=["GET"]),
+        Route("/operations/hold", hold_operations, methods=["POST"]),
+        Route("/operations/release", release_operations, methods=["POST"]),
         Route("/stats", stats, methods=["GET"]),
     ]

@@ -95,6 +95,18 @@ class SimulatorControl:
         """Clears the request log and the stats counters."""
         self._call("DELETE", "/requests")
 
+    def hold_operations(self) -> None:
+        """Stop ARM operations where they are: nothing running finishes until release_operations().
+
+        Makes a provisioning window explicit: a request sent while held lands inside it, however slow the
+        machine. Needs a non-zero provisioningDelaySeconds (with 0 a change completes in its own request).
+        """
+        self._call("POST", "/operations/hold")
+
+    def release_operations(self) -> None:
+        """Let held operations run on; each takes the rest of its delay. A reset or new config also releases."""
+        self._call("POST", "/operations/release")
+
     def state(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/state")
         return result

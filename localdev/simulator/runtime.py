@@ -35,5 +35,6 @@ class SimulatorRuntime:
 
     def reset(self) -> None:
         self.state.reseed(self.config.accounts)
+        self.state.release()
         self.faults.clear()
         self.observer.clear()

@@ -3,6 +3,10 @@
 No background task moves anything forward: every read first calls `settle(now)`, which finishes
 the operations whose delay has passed. That keeps the simulator deterministic and lets it pause
 with the event loop (or a debugger) without drifting.
+
+Operations run on their own clock, which tests can stop (`hold`) and restart (`release`): while held,
+nothing running finishes or changes state, so "a second request inside the first one's provisioning
+window" is a fact a test arranges, not a race against the wall clock.
 """
 
 from __future__ import annotations
@@ -170,6 +174,8 @@ class SimulatorState:
         self.clock = clock
         self.accounts: dict[AccountKey, AccountState] = {}
         self.operations: dict[str, Operation] = {}
+        self._held_at: float | None = None  # when operations were held, on `clock`
+        self._held_for = 0.0  # seconds operations have been held in all, which their clock leaves out
         self.reseed(config.accounts)
 
     def reseed(self, accounts: Iterable[AccountConfig]) -> None:
@@ -190,11 +196,28 @@ class SimulatorState:
         self.accounts = kept
 
     def now(self) -> float:
-        return self.clock()
+        """The operations' clock: `clock` less the time they were held; it stands still while held."""
+        now = self.clock() if self._held_at is None else self._held_at
+        return now - self._held_for
+
+    @property
+    def held(self) -> bool:
+        return self._held_at is not None
+
+    def hold(self) -> None:
+        """Stop every operation where it is (and new ones at their start) until `release`."""
+        if self._held_at is None:
+            self._held_at = self.clock()
+
+    def release(self) -> None:
+        """Let operations run on; each still takes the rest of its delay."""
+        if self._held_at is not None:
+            self._held_for += self.clock() - self._held_at
+            self._held_at = None
 
     def settle(self) -> float:
         """Finish every operation whose time is up; returns the `now` the caller should render with."""
-        now = self.clock()
+        now = self.now()
         for account in self.accounts.values():
             account.settle(now)
         return now
@@ -217,7 +240,7 @@ class SimulatorState:
             deployment_key=deployment.name.lower(),
             subscription_id=account.config.subscription_id,
             location=account.config.location,
-            started=self.clock(),
+            started=self.now(),
             started_at=utc_now(),
             duration=duration,
             failure=failure,

@@ -8,11 +8,15 @@ green while the bug is there, and the fix turns the test into XPASS, which fails
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
+from localdev.simulator.control_client import SimulatorControl
 from localdev.wiring import DEMO_ACCOUNTS
 from tests.contract.conftest import ContractStack
 
@@ -105,16 +109,38 @@ def test_audit_accepts_rfc3339_lowercase_date_times(api: Api) -> None:
     assert api("GET", "/audit", params={"since": "2026-11-22t08:00:00z"}).status_code == 200
 
 
-@pytest.mark.usefixtures("slow_writes")
-def test_repeating_a_running_change_with_wait_waits(api: Api) -> None:
+def _released_while_waiting(sim: SimulatorControl, call: Callable[[], requests.Response]) -> requests.Response:
+    """Make `call` while the simulator holds every operation, and release them once the service is on it.
+
+    The change being repeated is then certainly still running when the repeat arrives; a service that does not
+    wait answers before the release (202), one that waits answers after it.
+    """
+    seen = len(sim.requests("arm"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(call)
+        deadline = time.monotonic() + 30
+        while len(sim.requests("arm")) == seen and not answer.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sim.release_operations()
+        return answer.result(timeout=60)
+
+
+def test_repeating_a_running_change_with_wait_waits(api: Api, slow_writes: SimulatorControl) -> None:
     """Was 202 at once: services/deployments.py answered a repeated PUT (or DELETE) of a change still running
     without waiting, though `?wait` promises to wait for a terminal state."""
     body = {"model": MODEL}
+    slow_writes.hold_operations()
     assert api("PUT", "/deployments/contract-rewait", json=body).status_code == 202
-    again = api("PUT", "/deployments/contract-rewait", params={"wait": "20"}, json=body)
+    again = _released_while_waiting(
+        slow_writes, lambda: api("PUT", "/deployments/contract-rewait", params={"wait": "20"}, json=body)
+    )
     assert again.status_code in (200, 201), again.text
+    slow_writes.hold_operations()
     assert api("DELETE", "/deployments/contract-rewait").status_code == 202
-    assert api("DELETE", "/deployments/contract-rewait", params={"wait": "20"}).status_code == 204
+    gone = _released_while_waiting(
+        slow_writes, lambda: api("DELETE", "/deployments/contract-rewait", params={"wait": "20"})
+    )
+    assert gone.status_code == 204, gone.text
 
 
 def test_deploy_from_job_names_the_deployment_field(api: Api) -> None:
@@ -124,11 +150,11 @@ def test_deploy_from_job_names_the_deployment_field(api: Api) -> None:
     assert _refused(answer, 400, "InvalidDeploymentName")["target"] == "deployment"
 
 
-@pytest.mark.usefixtures("slow_writes")
-def test_a_repeated_delete_answers_like_the_first(api: Api) -> None:
+def test_a_repeated_delete_answers_like_the_first(api: Api, slow_writes: SimulatorControl) -> None:
     """Was a body on the repeat only: services/deployments.py _already handed the current resource to _finish.
     The document's DELETE 202 has no body, the first answer's or a repeat's."""
     assert api("PUT", "/deployments/contract-redelete", params={"wait": "20"}, json={"model": MODEL}).ok
+    slow_writes.hold_operations()  # the repeat lands while the first delete still runs
     first = api("DELETE", "/deployments/contract-redelete")
     again = api("DELETE", "/deployments/contract-redelete")
     assert (first.status_code, again.status_code) == (202, 202)

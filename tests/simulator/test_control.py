@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from localdev.simulator import RunningSimulator
+from localdev.simulator.config import ModelSpec, SeedDeployment, parse_config
 from localdev.simulator.control_client import SimulatorControl
+from localdev.simulator.state import Deployment, OperationKind, SimulatorState
 
-from .conftest import ACCOUNT, BASE_CONFIG, FT_MODEL, RG, SUB, Arm, deployment_body, fetch_token
+from .conftest import ACCOUNT, BASE_CONFIG, DELAY, FT_MODEL, RG, SUB, Arm, deployment_body, fetch_token
 
 
 def test_request_log_records_identity_and_arm_calls(
@@ -150,3 +154,46 @@ def test_unknown_paths_are_404_and_logged_as_other(simulator: RunningSimulator, 
     response = requests.get(f"{simulator.base_url}/metadata/identity/oauth2/token", timeout=10)
     assert response.status_code == 404
     assert control.requests("other")[0]["path"] == "/metadata/identity/oauth2/token"
+
+
+def test_held_operations_stay_where_they_are_until_released(arm: Arm, control: SimulatorControl) -> None:
+    control.hold_operations()
+    assert arm.put("held", deployment_body()).status_code == 201
+    time.sleep(DELAY * 2)  # twice the delay: without the hold it would have succeeded by now
+    assert arm.state_of("held") == "Accepted"
+    assert control.state()["operationsHeld"] is True
+    # Still inside the provisioning window: ARM refuses another change on the account.
+    refused = arm.put("second", deployment_body())
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "RequestConflict"
+
+    control.release_operations()
+    arm.wait_until(lambda: arm.state_of("held") == "Succeeded")
+    assert arm.put("second", deployment_body()).status_code == 201
+
+
+def test_a_reset_releases_held_operations(arm: Arm, control: SimulatorControl) -> None:
+    control.hold_operations()
+    control.reset()
+    assert control.state()["operationsHeld"] is False
+    arm.create_ready("after-reset")
+
+
+def test_the_operations_clock_leaves_out_the_time_they_were_held() -> None:
+    now = [100.0]
+    state = SimulatorState(parse_config(BASE_CONFIG), lambda: now[0])
+    account = next(iter(state.accounts.values()))
+    deployment = Deployment.from_seed(SeedDeployment("x", ModelSpec("OpenAI", FT_MODEL, "1"), "Standard", 1))
+    account.deployments["x"] = deployment
+    operation = state.start_operation(OperationKind.CREATE, account, deployment, duration=10)
+    now[0] = 104.0
+    state.hold()
+    now[0] = 1_000.0  # any time later: a held operation does not move
+    state.settle()
+    assert deployment.provisioning_state(state.now()) == "Creating"
+    state.release()
+    now[0] = 1_005.9  # 4 s ran before the hold, 5.9 after: 0.1 s left
+    assert not operation.is_done(state.settle())
+    now[0] = 1_006.0
+    state.settle()
+    assert deployment.operation is None and deployment.final_state == "Succeeded"

@@ -14,6 +14,7 @@ from .conftest import (
     CHAT_DEPLOYMENT,
     CHAT_MODEL,
     DP_ACCOUNT,
+    SUCCEEDED_JOB,
     Arm,
     DataPlane,
     deployment_body,
@@ -119,6 +120,45 @@ def test_api_version_is_required_and_must_be_supported(dataplane: DataPlane, con
     assert dataplane.chat(HELLO, api_version="2025-04-01-preview").status_code == 200
     control.patch_config({"dataPlaneApiVersions": ["2024-10-21"]})
     assert dataplane.chat(HELLO, api_version="2025-04-01-preview").status_code == 400
+
+
+_PNG = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+_IMAGE_PROMPT = [{"type": "text", "text": "Describe"}, {"type": "image_url", "image_url": {"url": _PNG}}]
+_WITHOUT_API_VERSION = {
+    "chat": ("POST", f"/deployments/{CHAT_DEPLOYMENT}/chat/completions", HELLO),
+    "chat-stream": ("POST", f"/deployments/{CHAT_DEPLOYMENT}/chat/completions", {**HELLO, "stream": True}),
+    # process_image's request: a prompt and an image in one user message
+    "image-analysis": (
+        "POST",
+        f"/deployments/{CHAT_DEPLOYMENT}/chat/completions",
+        {"messages": [{"role": "user", "content": _IMAGE_PROMPT}]},
+    ),
+    "fine-tuning-jobs": ("GET", "/fine_tuning/jobs", None),
+    "fine-tuning-job": ("GET", f"/fine_tuning/jobs/{SUCCEEDED_JOB}", None),
+    "fine-tuning-checkpoints": ("GET", f"/fine_tuning/jobs/{SUCCEEDED_JOB}/checkpoints", None),
+}
+
+
+@pytest.mark.parametrize("route", list(_WITHOUT_API_VERSION))
+@pytest.mark.parametrize("api_version", [None, ""], ids=["absent", "empty"])
+def test_every_route_without_an_api_version_is_not_found_as_in_azure(
+    dataplane: DataPlane, route: str, api_version: str | None
+) -> None:
+    """Azure OpenAI's gateway routes on api-version: with none it finds no API and answers a bare 404."""
+    method, path, body = _WITHOUT_API_VERSION[route]
+    if api_version is None:
+        answer = dataplane.call(method, path, body, api_version=None)
+    else:
+        url = f"{dataplane.endpoint}/openai{path}?api-version="
+        headers = {"Authorization": f"Bearer {dataplane.token_provider()}"}
+        answer = dataplane.session.request(method, url, json=body, headers=headers, timeout=30)
+    assert answer.status_code == 404
+    assert answer.json() == {"error": {"code": "404", "message": "Resource not found"}}
+    # The same call with an api-version is served: the 404 is the missing version, not the route.
+    assert dataplane.call(method, path, body).status_code == 200
 
 
 def test_deployment_is_callable_only_while_arm_shows_it_succeeded(dataplane: DataPlane, arm: Arm) -> None:
