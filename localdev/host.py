@@ -15,6 +15,7 @@ already set). Like `func start`, it does not check function keys unless given `-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import inspect
@@ -26,7 +27,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,16 @@ def build_app(
         endpoint = _endpoint(function, function_key)
         for path in starlette_paths(function.route, route_prefix):
             routes.append(Route(path, endpoint, methods=list(function.methods), name=f"{function.name}:{path}"))
-    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
+    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed}, lifespan=_lifespan)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_: Starlette) -> AsyncIterator[None]:
+    """On shutdown, close the app's clients (pooled connections, worker threads), as a clean stop should."""
+    yield
+    from services.context import get_context
+
+    await get_context().aclose()
 
 
 async def _not_found(request: Request, _: Exception) -> Response:

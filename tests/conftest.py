@@ -15,6 +15,7 @@ loopback fails the test.
 from __future__ import annotations
 
 import ipaddress
+import platform
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -50,6 +51,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if suite in SLOW_SUITES or module in SLOW_MODULES or fixtures & SLOW_FIXTURES:
             item.add_marker("slow")
+
+
+# The standard library answers some platform questions with a child process (`uname -p`), once per process;
+# azure-core asks them for its User-Agent. Asked here, before any guard is in place, they are cached.
+platform.uname().processor  # noqa: B018
 
 
 def _loopback(address: Any) -> bool:

@@ -50,7 +50,8 @@ def test_chat_stream_options_that_is_not_an_object_is_refused(api: Api) -> None:
     """Was 500: services/inference.py chat_completions merged a non-object `stream_options` with `{**options}`
     (TypeError) when `stream` was true."""
     body = {"messages": [{"role": "user", "content": "Hi"}], "stream": True, "stream_options": [1]}
-    error = _refused(api("POST", "/openai/deployments/vision/chat/completions", json=body), 400, "InvalidField")
+    path = "/openai/deployments/vision/chat/completions?api-version=2024-10-21"
+    error = _refused(api("POST", path, json=body), 400, "InvalidField")
     assert error["target"] == "stream_options"
 
 

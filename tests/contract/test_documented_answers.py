@@ -99,9 +99,12 @@ def _until_succeeded(call: Caller, name: str) -> None:
 
 
 @pytest.mark.usefixtures("slow_writes")
-def test_long_running_writes_answer_202_with_location(call: Caller) -> None:
+def test_long_running_writes_answer_202_with_location(call: Caller, contract_stack: ContractStack) -> None:
+    control = contract_stack.control
+    assert control is not None
     name = {"name": "contract-lro"}
     body = {"model": MODEL, "sku": {"name": "Standard", "capacity": 1}}
+    control.hold_operations()  # the repeats below must land while the operation runs: hold it there
     accepted = call("PUT", DEPLOYMENT, path_parameters=name, query={"wait": "0"}, body=body)
     assert accepted.status_code == 202, accepted.text
     assert accepted.headers["Location"] == "/api/deployments/contract-lro?account=main"
@@ -111,6 +114,7 @@ def test_long_running_writes_answer_202_with_location(call: Caller) -> None:
     assert again.status_code == 202
     polled = call("GET", DEPLOYMENT, path_parameters=name, query={"account": "main"})
     assert polled.status_code == 200
+    control.release_operations()
     _until_succeeded(call, "contract-lro")
 
     scaled = call("PATCH", DEPLOYMENT, path_parameters=name, query={"wait": "0"}, body={"capacity": 2})
@@ -119,11 +123,13 @@ def test_long_running_writes_answer_202_with_location(call: Caller) -> None:
     refused = call("PATCH", DEPLOYMENT, path_parameters=name, body={"capacity": 301})  # Standard: at most 300
     assert (refused.status_code, refused.json()["error"]["code"]) == (400, "InvalidCapacity")
 
+    control.hold_operations()
     deleting = call("DELETE", DEPLOYMENT, path_parameters=name, query={"wait": "0"})
     assert deleting.status_code == 202
     assert deleting.headers["Location"] == "/api/deployments/contract-lro?account=main"
     assert deleting.content == b""
     assert call("DELETE", DEPLOYMENT, path_parameters=name).status_code == 202  # still deleting: no new ARM call
+    control.release_operations()
     deadline = time.monotonic() + 20
     while (gone := call("GET", DEPLOYMENT, path_parameters=name)).status_code == 200 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -219,6 +225,7 @@ def test_azure_openai_errors_are_relayed_as_documented(
             "POST",
             CHAT,
             path_parameters={"deployment": "vision"},
+            query={"api-version": "2024-10-21"},
             body={"messages": [{"role": "user", "content": "Hello"}]},
         )
         image = call(
@@ -240,6 +247,7 @@ def test_content_filter_and_streams_are_relayed_as_documented(call: Caller) -> N
         "POST",
         CHAT,
         path_parameters={"deployment": "vision"},
+        query={"api-version": "2024-10-21"},
         body={"messages": [{"role": "user", "content": "please trigger-content-filter"}]},
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (400, "content_filter")
