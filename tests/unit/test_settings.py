@@ -265,7 +265,7 @@ def test_legacy_endpoint_of_no_account() -> None:
 
 
 def test_storage_settings_and_secrets_stay_out_of_reprs() -> None:
-    secret = "DefaultEndpointsProtocol=https;AccountName=st;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"
+    secret = "DefaultEndpointsProtocol=https;AccountName=st;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"  # pragma: allowlist secret
     settings = load_settings(
         env(
             AzureWebJobsStorage=secret,
