@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.deployments import DEPLOYMENT_NAME, SKU_NAMES
+from services.deployment_requests import DEPLOYMENT_NAME, SKU_NAMES
 
 from .bicep_tools import INFRA, Json, bicepparam_files, body, decorators, parse_bicepparam, rel, resource, template
 
