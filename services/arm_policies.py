@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import (
     DistributedTracingPolicy,
@@ -80,11 +79,18 @@ def _sleeper(request: Request, sleep: Sleep | None) -> Sleep:
 
 
 class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
-    """Retries 408/429/5xx answers and connection errors, honouring the server's delay.
+    """azure-core's `RetryPolicy`, bounded in time as well as in count.
 
-    Bounded twice: at most `total` retries, and no retry whose wait would end past `budget` seconds from the
-    start of the call. When a bound stops the retries, the last answer is returned (the caller sees ARM's own
-    429 or 503) or, if there was none, the last connection error is raised.
+    azure-core decides the rest: it counts the retries, waits what the server asks for (`retry-after-ms`,
+    `x-ms-retry-after-ms`, `Retry-After`) and retries connection errors. Four small overrides make it this
+    service's policy:
+    - `is_retry`: the transient statuses only (408/429/5xx). A 4xx with `Retry-After` is not retried here:
+      ARM's `409 RequestConflict` has its own policy and deadline;
+    - the methods: PATCH too, since every write this client sends carries absolute values;
+    - `increment`: no retry whose wait would end past `budget` seconds from the start of the call (azure-core's
+      own `timeout` would sleep past it, then raise without the answer); the caller then gets ARM's own last
+      answer, or the last connection error;
+    - the backoff: from the first retry (azure-core retries once at once), doubled, capped, with jitter.
     """
 
     def __init__(
@@ -98,10 +104,13 @@ class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
     ) -> None:
-        super().__init__(retry_total=total, retry_backoff_factor=backoff)
-        self.total = total
-        self.backoff = backoff
-        self.backoff_cap = backoff_max
+        super().__init__(
+            retry_total=total,
+            retry_backoff_factor=backoff,
+            retry_backoff_max=backoff_max,
+            retry_on_status_codes=sorted(RETRYABLE_STATUSES),
+        )
+        self._method_whitelist = RETRYABLE_METHODS
         self.budget = budget
         self.jitter = jitter
         self.clock = clock
@@ -112,57 +121,36 @@ class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
         server = retry_after_seconds(headers) if headers is not None else None
         if server is not None:
             return server
-        return backoff_delay(attempt, self.backoff, self.backoff_cap, jitter=self.jitter)
+        return backoff_delay(attempt, self.backoff_factor, self.backoff_max, jitter=self.jitter)
 
-    def allows(self, attempt: int, total: int, started: float, delay: float) -> bool:
-        """Whether retry `attempt` may happen `delay` seconds from now, within the count and the time budget."""
-        return attempt <= total and (self.clock() - started) + delay <= self.budget
+    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+        settings = super().configure_retries(options)
+        settings["started"] = self.clock()
+        return settings
 
-    def send(self, request: Request) -> Response:
-        # azure-core's per-call options (retry_total, timeout, ...) are read, and removed before the transport.
-        options = self.configure_retries(request.context.options)
-        total = int(options["total"])
-        method = request.http_request.method.upper()
-        retryable_method = method in RETRYABLE_METHODS
-        started = self.clock()
-        attempt = 0
-        while True:
-            request.context["retry_count"] = attempt
-            try:
-                response = self.next.send(request)
-            except ClientAuthenticationError:
-                raise  # no token: no retry can help
-            except (ServiceRequestError, ServiceResponseError) as error:
-                attempt += 1
-                delay = self.delay(attempt)
-                if not retryable_method or not self.allows(attempt, total, started, delay):
-                    raise
-                log.info(
-                    "ARM %s %s: %s; retry %d in %.2fs",
-                    method,
-                    path_of(request.http_request.url),
-                    type(error).__name__,
-                    attempt,
-                    delay,
-                )
-                _sleeper(request, self._sleep)(delay)
-                continue
-            status = response.http_response.status_code
-            if not retryable_method or status not in RETRYABLE_STATUSES:
-                return response
-            attempt += 1
-            delay = self.delay(attempt, response.http_response.headers)
-            if not self.allows(attempt, total, started, delay):
-                return response
-            log.info(
-                "ARM %s %s: HTTP %d; retry %d in %.2fs",
-                method,
-                path_of(request.http_request.url),
-                status,
-                attempt,
-                delay,
-            )
-            _sleeper(request, self._sleep)(delay)
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        method = response.http_request.method.upper()
+        status = response.http_response.status_code
+        return bool(settings["total"]) and status in RETRYABLE_STATUSES and method in settings["methods"]
+
+    def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
+        if not super().increment(settings, response=response, error=error):
+            return False
+        answered = response if isinstance(response, PipelineResponse) else None
+        delay = self.delay(len(settings["history"]), answered.http_response.headers if answered else None)
+        if self.clock() - settings["started"] + delay > self.budget:
+            return False
+        settings["delay"] = delay
+        request = response.http_request if response is not None else None
+        if request is not None:
+            what = f"HTTP {answered.http_response.status_code}" if answered else type(error).__name__
+            retry = len(settings["history"])
+            log.info("ARM %s %s: %s; retry %d in %.2fs", request.method, path_of(request.url), what, retry, delay)
+        return True
+
+    def sleep(self, settings: dict[str, Any], transport: Any, response: Response | None = None) -> None:
+        """The wait `increment` checked against the budget (so a jittered backoff is the same one)."""
+        (self._sleep or transport.sleep)(settings["delay"])
 
 
 class RequestConflictPolicy(HTTPPolicy[HttpRequest, HttpResponse]):
