@@ -90,9 +90,9 @@ class ContractStack:
         self._processes.append(host.process)
         return host.url
 
-    def access_lines(self) -> list[tuple[str, str, int]]:
-        """(method, path, status) of every request the host answered so far, from its access log."""
-        text = self.host_log.read_text(encoding="utf-8", errors="replace")
+    def access_lines(self, log: Path | None = None) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request the host (or the one logging to `log`) answered so far."""
+        text = (log or self.host_log).read_text(encoding="utf-8", errors="replace")
         return [(m["method"], m["path"], int(m["status"])) for m in _ACCESS_LINE.finditer(text)]
 
     def close(self) -> None:

@@ -178,7 +178,14 @@ class Run:
 
 
 def _run_schemathesis(
-    stack: ContractStack, folder: Path, label: str, selection: tuple[str, ...], *, seed: int = SEED, scale: float = 1.0
+    stack: ContractStack,
+    folder: Path,
+    label: str,
+    selection: tuple[str, ...],
+    *,
+    seed: int = SEED,
+    scale: float = 1.0,
+    url: str | None = None,
 ) -> Run:
     folder.mkdir()
     config = folder / "schemathesis.toml"
@@ -199,7 +206,7 @@ def _run_schemathesis(
         "run",
         str(DOCUMENT_PATH),
         "--url",
-        stack.host_url,
+        url or stack.host_url,
         "--checks",
         ",".join(CHECKS),
         *selection,
@@ -253,8 +260,10 @@ def test_service_answers_as_documented(contract_stack: ContractStack, tmp_path: 
 
 
 # Races a caller can cause: two clients at once on the same deployments (the dictionary names), one deleting
-# while the other creates, scales or waits. Two Schemathesis processes, each one worker (see config_toml), with
-# different seeds, share one host; none of their answers may be a 5xx.
+# while the other creates, scales or waits. A Function App scales out, and the per-account lock holds only within
+# one instance, so each client talks to its own host (two instances on one simulator and one Azurite), and writes
+# take 0.3 s so that `?wait`, polling and a concurrent DELETE overlap. Two Schemathesis processes, each one worker
+# (see config_toml), with different seeds; none of their answers may be a 5xx.
 CONCURRENT_SEEDS = (SEED + 1, SEED + 2)
 CONCURRENT_SELECTION = (
     "--include-operation-id",
@@ -272,27 +281,35 @@ def test_two_concurrent_clients_cause_no_server_error(contract_stack: ContractSt
     from concurrent.futures import ThreadPoolExecutor
 
     assert contract_stack.control is not None
-    contract_stack.control.set_config(fuzzing_simulator_config())
+    second_log = tmp_path / "second-host.log"
+    second_url = contract_stack.start_host(log_path=second_log)
+    urls = (contract_stack.host_url, second_url)
+    contract_stack.control.set_config(fuzzing_simulator_config(provisioningDelaySeconds=0.3))
     before = len(contract_stack.access_lines())
-    with ThreadPoolExecutor(len(CONCURRENT_SEEDS)) as pool:
-        runs = list(
-            pool.map(
-                lambda seed: _run_schemathesis(
-                    contract_stack,
-                    tmp_path / f"client-{seed}",
-                    f"client {seed}",
-                    CONCURRENT_SELECTION,
-                    seed=seed,
-                    scale=0.25,
-                ),
-                CONCURRENT_SEEDS,
+    try:
+        with ThreadPoolExecutor(len(CONCURRENT_SEEDS)) as pool:
+            runs = list(
+                pool.map(
+                    lambda seed, url: _run_schemathesis(
+                        contract_stack,
+                        tmp_path / f"client-{seed}",
+                        f"client {seed}",
+                        CONCURRENT_SELECTION,
+                        seed=seed,
+                        scale=0.2,
+                        url=url,
+                    ),
+                    CONCURRENT_SEEDS,
+                    urls,
+                )
             )
-        )
-    answered = contract_stack.access_lines()[before:]
-    print(f"\nconcurrent schemathesis: {len(answered)} requests from {len(runs)} clients")
+    finally:
+        contract_stack.control.set_config(fuzzing_simulator_config())
+    answered = contract_stack.access_lines()[before:] + contract_stack.access_lines(second_log)
+    print(f"\nconcurrent schemathesis: {len(answered)} requests from {len(runs)} clients on two hosts")
     print(f"answers per operation and status:\n{_histogram(answered)}")
     server_errors = [line for line in answered if line[2] >= 500]
     failures = "\n\n".join(f"[{run.label}]\n{run.section('FAILURES')}" for run in runs if run.section("FAILURES"))
-    assert len(answered) >= 200, "the clients hardly reached the host"
-    assert not server_errors, f"5xx in the host's access log: {server_errors[:20]}"
+    assert len(answered) >= 200, "the clients hardly reached the hosts"
+    assert not server_errors, f"5xx in the hosts' access logs: {server_errors[:20]}"
     assert not failures, f"answers that break the document:\n{failures[:40000]}"
