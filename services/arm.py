@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -47,7 +47,7 @@ from .arm_policies import (
 )
 from .errors import ConfigurationError, IdentityUnavailable, UpstreamError, UpstreamUnavailable
 from .identity import identity_unavailable
-from .settings import ArmTuning
+from .settings import Account, ArmTuning
 from .tenants import arm_refused
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 MAX_PAGES = 1000
 USER_AGENT = "aoai-deployments-functions"
 _LOOPBACK_NAMES = frozenset({"localhost"})
+ArmFor = Callable[[Account], "ArmClient"]  # the ARM client whose token is of the account's tenant
 
 
 @dataclass

@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RunBlocking = Callable[[Callable[[], str]], Awaitable[str]]
+TokensFor = Callable[[str | None, str], TokenProvider]  # (tenant or None for the home one, scope) -> tokens
 
 PUBLIC_AUTHORITY = "login.microsoftonline.com"
 # The exchange audience is per cloud; the federated credential must name the same one.
@@ -107,6 +109,52 @@ def auxiliary_header(tokens: Sequence[str]) -> str:
     if not tokens or len(tokens) > MAX_AUXILIARY_TOKENS:
         raise ValueError(f"ARM takes 1 to {MAX_AUXILIARY_TOKENS} auxiliary tokens, not {len(tokens)}")
     return ", ".join(f"Bearer {token}" for token in tokens)
+
+
+@dataclass(frozen=True)
+class SourceLink:
+    """A deploy whose source account is in another tenant than its target: ARM gets `sourceAccount` and a token
+    of the source tenant in `x-ms-authorization-auxiliary`."""
+
+    source_tenant: str
+    target_tenant: str
+    source_id: str
+    token: TokenProvider
+
+    @property
+    def tenants(self) -> tuple[str, str]:
+        return self.source_tenant, self.target_tenant
+
+    @property
+    def linked(self) -> tuple[str, str]:
+        return self.source_tenant, self.source_id
+
+    def auxiliary(self) -> tuple[tuple[str, Callable[[], str]], ...]:
+        """The ARM client's `auxiliary` option; the token is fetched now, so a refused exchange comes first."""
+        self.token()
+        return ((self.source_tenant, self.token),)
+
+
+def source_link(
+    settings: Settings,
+    target: Account,
+    source_id: str | None,
+    tokens_for: TokensFor | None,
+) -> SourceLink | None:
+    """The cross-tenant link when `source_id` is a configured account in another tenant than `target`."""
+    source = next(
+        (item for item in settings.accounts.values() if source_id and item.arm_id.lower() == source_id.lower()), None
+    )
+    if source is None or source_id is None:
+        return None
+    source_tenant, target_tenant = tenant_of(settings, source), tenant_of(settings, target)
+    if source_tenant == target_tenant:
+        return None
+    if tokens_for is None:
+        raise ConfigurationError("The deployment service was built without token sources for other tenants.")
+    home = str(settings.home_tenant_id).lower()  # set, since one of the two is another tenant
+    token = tokens_for(source_tenant, settings.arm_scope)
+    return SourceLink(source_tenant or home, target_tenant or home, source_id, token)
 
 
 # Errors
