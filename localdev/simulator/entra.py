@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from starlette.requests import Request
@@ -80,8 +81,9 @@ def discovery(request: Request, config: SimulatorConfig) -> Response:
 
 async def token(request: Request, config: SimulatorConfig, tokens: TokenService) -> Response:
     try:
-        form = await request.form()
-        fields = {key: str(value) for key, value in form.items()}
+        # Parsed here: Starlette's form parser needs python-multipart, which the simulator does without.
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        fields = {key: values[0] for key, values in form.items()}
         return _exchange(request.path_params["tenant"], fields, config, tokens)
     except EntraRefusal as refusal:
         return refusal.to_response()
