@@ -189,7 +189,9 @@ def test_one_exchange_per_tenant_under_50_concurrent_requests(stack: Stack, xsim
         answers = list(pool.map(lambda _: fresh.api.get(account="prod"), range(50)))
     assert {answer.status_code for answer in answers} == {200}
     assert len(exchanges(xsim, PROD_TENANT)) == 1
-    exchange_tokens = [r for r in xsim.requests("identity") if r["query"].get("resource") == "api://AzureADTokenExchange"]
+    exchange_tokens = [
+        r for r in xsim.requests("identity") if r["query"].get("resource") == "api://AzureADTokenExchange"
+    ]
     assert len(exchange_tokens) == 1
 
 
