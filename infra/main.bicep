@@ -68,6 +68,9 @@ param openAiAccounts object
 @description('Accounts used only as the source of cross-region or cross-subscription deploys (same shape, same tenant). They are added to AZURE_OPENAI_ACCOUNTS so a deploy can name them as source, and the identity gets only sourceAccountRoleDefinitionId on them.')
 param sourceOpenAiAccounts object = {}
 
+@description('Client id of the multi-tenant app registration that trusts the user-assigned identity (federated credential), for accounts in other tenants (a "tenantId" in openAiAccounts or sourceOpenAiAccounts). Created as docs/deploy.md shows; needs userAssignedIdentityName. Empty: every account is in this tenant. See docs/deploy.md.')
+param crossTenantAppClientId string = ''
+
 @description('Role granted on source accounts. Default: Cognitive Services OpenAI User (read models, deployments and fine-tuning jobs; no writes, no keys). See docs/deploy.md.')
 param sourceAccountRoleDefinitionId string = '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
 
@@ -158,6 +161,8 @@ var appSettings = union(appTuningSettings, {
   IMAGE_ANALYSIS_DEPLOYMENT: imageAnalysisDeployment
   AUTH_MODE: authMode
   AUDIT_TABLE: auditTableName
+  HOME_TENANT_ID: tenant().tenantId
+  CROSS_TENANT_APP_CLIENT_ID: crossTenantAppClientId
 })
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -228,7 +233,8 @@ module hostRoles 'modules/host-roles.bicep' = {
   }
 }
 
-module openAiRoles 'modules/openai-role.bicep' = [for account in items(openAiAccounts): {
+// Accounts in another tenant are reached through the multi-tenant app: their roles are granted in that tenant.
+module openAiRoles 'modules/openai-role.bicep' = [for account in items(openAiAccounts): if (toLower(contains(account.value, 'tenantId') ? account.value.tenantId : tenant().tenantId) == toLower(tenant().tenantId)) {
   name: take('openai-contributor-${account.key}-${resourceToken}', 64)
   scope: resourceGroup(account.value.subscriptionId, account.value.resourceGroup)
   params: {
@@ -239,7 +245,7 @@ module openAiRoles 'modules/openai-role.bicep' = [for account in items(openAiAcc
   }
 }]
 
-module sourceAccountRoles 'modules/openai-role.bicep' = [for account in items(sourceOpenAiAccounts): {
+module sourceAccountRoles 'modules/openai-role.bicep' = [for account in items(sourceOpenAiAccounts): if (toLower(contains(account.value, 'tenantId') ? account.value.tenantId : tenant().tenantId) == toLower(tenant().tenantId)) {
   name: take('openai-source-${account.key}-${resourceToken}', 64)
   scope: resourceGroup(account.value.subscriptionId, account.value.resourceGroup)
   params: {

@@ -28,7 +28,14 @@ from types import FrameType
 
 from . import host
 from .azurite import start_azurite
-from .wiring import DEMO_ACCOUNTS, service_environment, simulator_config, start_simulator, stop
+from .wiring import (
+    DEMO_ACCOUNTS,
+    entra_environment,
+    service_environment,
+    simulator_config,
+    start_simulator,
+    stop,
+)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -159,6 +166,8 @@ def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.
     storage.mkdir()
     azurite = start_azurite(storage, folder / "azurite.log")
     cleanup.callback(azurite.stop)
+    # azure-identity reaches the simulator's Entra endpoint over HTTPS, trusting its throwaway CA.
+    os.environ.update(entra_environment(simulator.entra_url, simulator.ca_bundle))
     os.environ.update(
         service_environment(
             simulator.url,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .simulator.config import DEFAULT_TENANT_ID
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,6 +35,7 @@ class LocalAccount:
     deployments: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     fine_tuning_jobs: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     inference_deployments: tuple[str, ...] = ("*",)
+    tenant_id: str | None = None  # None: the managed identity's own tenant
 
     @property
     def arm_id(self) -> str:
@@ -51,6 +54,7 @@ class LocalAccount:
             "models": list(self.models),
             "deployments": list(self.deployments),
             "fineTuningJobs": list(self.fine_tuning_jobs),
+            **({"tenantId": self.tenant_id} if self.tenant_id else {}),
         }
 
     def endpoint(self, simulator_url: str) -> str:
@@ -64,6 +68,7 @@ class LocalAccount:
             "accountName": self.account_name,
             "endpoint": self.endpoint(simulator_url),
             "inferenceDeployments": list(self.inference_deployments),
+            **({"tenantId": self.tenant_id} if self.tenant_id else {}),
         }
 
 
@@ -119,6 +124,19 @@ def simulator_config(accounts: tuple[LocalAccount, ...] = DEMO_ACCOUNTS, **overr
     return {"accounts": [account.simulator_entry() for account in accounts], **overrides}
 
 
+def entra_environment(entra_url: str | None, ca_bundle: str | None) -> dict[str, str]:
+    """What points azure-identity at the simulator's Entra endpoint (HTTPS, a throwaway CA) and names the home
+    tenant; empty when the simulator serves no Entra endpoint."""
+    if not entra_url or not ca_bundle:
+        return {}
+    return {
+        "AZURE_AUTHORITY_HOST": entra_url,
+        "REQUESTS_CA_BUNDLE": ca_bundle,
+        "SSL_CERT_FILE": ca_bundle,
+        "HOME_TENANT_ID": DEFAULT_TENANT_ID,
+    }
+
+
 def service_environment(
     simulator_url: str,
     identity_header: str,
@@ -147,11 +165,14 @@ class Started:
 
     process: subprocess.Popen[bytes]
     url: str
+    entra_url: str | None = None  # the simulator's HTTPS Entra endpoint
+    ca_bundle: str | None = None  # the CA file that makes it trusted
 
 
 # Each child binds port 0 and reports the port it got, so no other process can take it in between.
 _SIMULATOR_READY = re.compile(rb"Azure simulator listening on (http://127\.0\.0\.1:\d+)")
 _HOST_READY = re.compile(rb"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+_ENTRA_READY = re.compile(rb"Entra endpoint listening on (https://127\.0\.0\.1:\d+)\s+CA bundle: (\S+)")
 
 
 def start_simulator(config_path: Path, identity_header: str, log_path: Path, *, port: int = 0) -> Started:
@@ -165,8 +186,22 @@ def start_simulator(config_path: Path, identity_header: str, log_path: Path, *, 
         str(config_path),
         "--identity-header",
         identity_header,
+        "--tls-dir",
+        str(log_path.parent / "simulator-tls"),
     ]
-    return _start(command, dict(os.environ), _SIMULATOR_READY, log_path)
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    started = _start(command, dict(os.environ), _SIMULATOR_READY, log_path)
+    entra = None
+    deadline = time.monotonic() + 5  # printed right after the ready line
+    while entra is None and time.monotonic() < deadline:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            entra = _ENTRA_READY.search(log.read())
+        if entra is None:
+            time.sleep(0.02)
+    if entra:
+        started.entra_url, started.ca_bundle = entra.group(1).decode(), entra.group(2).decode()
+    return started
 
 
 def start_host(

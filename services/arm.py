@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -33,8 +33,11 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from .arm_policies import (
+    AUXILIARY_OPTION,
     ArmCallLogPolicy,
     ArmTracingPolicy,
+    AuxiliaryTokenPolicy,
+    AuxiliaryTokens,
     BoundedRetryPolicy,
     Clock,
     RequestConflictPolicy,
@@ -44,7 +47,8 @@ from .arm_policies import (
 )
 from .errors import ConfigurationError, IdentityUnavailable, UpstreamError, UpstreamUnavailable
 from .identity import identity_unavailable
-from .settings import ArmTuning
+from .settings import Account, ArmTuning
+from .tenants import arm_refused
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 MAX_PAGES = 1000
 USER_AGENT = "aoai-deployments-functions"
 _LOOPBACK_NAMES = frozenset({"localhost"})
+ArmFor = Callable[[Account], "ArmClient"]  # the ARM client whose token is of the account's tenant
 
 
 @dataclass
@@ -90,8 +95,11 @@ class ArmClient:
         transport: HttpTransport[HttpRequest, HttpResponse] | None = None,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        # None: the Function App's own tenant; else the other tenant whose token this client sends.
+        self.tenant_id = tenant_id
         self.api_version = api_version
         self.scope = scope
         self.tuning = tuning
@@ -124,6 +132,7 @@ class ArmClient:
             ),
             self.retry,
             BearerTokenCredentialPolicy(credential, scope),
+            AuxiliaryTokenPolicy(),
             ArmTracingPolicy(),
             ArmCallLogPolicy(),
         ]
@@ -150,16 +159,21 @@ class ArmClient:
         json: Any = None,
         request_id: str | None = None,
         retry_conflict: bool = False,
+        auxiliary: AuxiliaryTokens = (),
     ) -> ArmResponse:
         """One ARM call with retries; answers any final status (callers decide what is an error).
 
         Raises `UpstreamUnavailable` when ARM cannot be reached after the retries, `IdentityUnavailable` when no
         token can be had or ARM refuses the token (401), `ConflictError` when a `retry_conflict` call kept
         meeting another operation, `UpstreamError` (502) for a URL on another host than the ARM endpoint.
+        `auxiliary` adds tokens of other tenants (`x-ms-authorization-auxiliary`); ARM's refusal of a token of
+        another tenant is `CrossTenantAuthorizationFailed` (403).
         """
-        options = dict(self._run_options)
+        options: dict[str, Any] = dict(self._run_options)
         if request_id:
             options["request_id"] = request_id
+        if auxiliary:
+            options[AUXILIARY_OPTION] = auxiliary
         try:
             result = self._pipeline.run(HttpRequest(method, url, json=json), retry_conflict=retry_conflict, **options)
         except ClientAuthenticationError as error:
@@ -175,6 +189,9 @@ class ArmClient:
         response = ArmResponse(raw.status_code, CaseInsensitiveDict(dict(raw.headers)), json_body(raw), url)
         if response.status == 401:
             error_body = response.error()
+            others = [tenant for tenant, _ in auxiliary] + ([self.tenant_id] if self.tenant_id else [])
+            if others:
+                raise arm_refused(others, str(error_body.get("code")))
             raise IdentityUnavailable(
                 f"ARM rejected the service's token ({error_body.get('code')}: {error_body.get('message')}). "
                 "Check that ARM_ENDPOINT matches the cloud the identity belongs to."

@@ -6,6 +6,7 @@
 - `SameOriginPolicy`: requests go to the configured ARM host only (a token must never leave for another host).
 - `ArmTracingPolicy`: azure-core's network spans, switched on when OpenTelemetry has a tracer provider.
 - `ArmCallLogPolicy`: one log line per HTTP attempt; no header or body is ever logged.
+- `AuxiliaryTokenPolicy`: `x-ms-authorization-auxiliary` with tokens of other tenants, for calls that ask for it.
 
 Time comes from an injectable clock; waits go through the transport's `sleep` unless a sleep is injected, so a
 fake transport and a fake clock pin every schedule in tests without waiting.
@@ -34,6 +35,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 from azure.core.settings import settings as azure_settings
 
 from .errors import ConflictError, UpstreamError
+from .tenants import AUXILIARY_HEADER, auxiliary_header
 from .web import retry_after_seconds
 
 log = logging.getLogger("services.arm")
@@ -311,3 +313,23 @@ class ArmCallLogPolicy(HTTPPolicy[HttpRequest, HttpResponse]):
             headers.get("x-ms-correlation-request-id"),
         )
         return response
+
+
+AUXILIARY_OPTION = "auxiliary_tokens"
+AuxiliaryTokens = tuple[tuple[str, Callable[[], str]], ...]  # (tenant id, token source) per other tenant
+
+
+class AuxiliaryTokenPolicy(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
+    """Sends tokens of other tenants in `x-ms-authorization-auxiliary` for a call sent with the option
+    `auxiliary_tokens=((tenant, source), ...)` (ARM's multi-tenant authorization, e.g. a linked source account).
+
+    Placed after the same-origin check and inside the retries: each attempt gets a current token, and the
+    header reaches the ARM host only. The option is taken off before the transport sees it.
+    """
+
+    def on_request(self, request: Request) -> None:
+        if AUXILIARY_OPTION in request.context.options:
+            request.context[AUXILIARY_OPTION] = request.context.options.pop(AUXILIARY_OPTION)
+        sources: AuxiliaryTokens = request.context.get(AUXILIARY_OPTION) or ()
+        if sources:
+            request.http_request.headers[AUXILIARY_HEADER] = auxiliary_header([source() for _, source in sources])

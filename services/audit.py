@@ -41,6 +41,9 @@ class AuditRecord:
     outcome: dict[str, Any] | None = None
     changed: bool | None = None  # None until known; False when no change was sent to ARM
     arm_correlation_id: str | None = None
+    # Set for a change in another tenant, or a deploy whose source account is in another tenant than its target.
+    source_tenant: str | None = None
+    target_tenant: str | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -69,6 +72,9 @@ class AuditRecord:
         }
         if self.changed is not None:
             entity["changed"] = self.changed
+        if self.source_tenant or self.target_tenant:
+            entity["sourceTenant"] = self.source_tenant or ""
+            entity["targetTenant"] = self.target_tenant or ""
         return entity
 
 
@@ -97,6 +103,11 @@ def record_view(entity: Mapping[str, Any]) -> dict[str, Any]:
         else None,
         "requestId": entity.get("requestId"),
         "armCorrelationId": entity.get("armCorrelationId") or None,
+        **(
+            {"tenants": {"source": entity.get("sourceTenant") or None, "target": entity.get("targetTenant") or None}}
+            if entity.get("sourceTenant") or entity.get("targetTenant")
+            else {}
+        ),
     }
 
 

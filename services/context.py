@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .audit_store import AuditStore
     from .deployments import DeploymentService
     from .inference import InferenceGateway
+    from .settings import Account
+    from .tenants import TenantTokens
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -47,6 +49,8 @@ class AppContext:
         self._pool: ThreadPoolExecutor | None = None
         self._providers: dict[str, TokenProvider] = {}
         self._arm: ArmClient | None = None
+        self._tenants: TenantTokens | None = None
+        self._tenant_arms: dict[str, ArmClient] = {}
         self._deployments: DeploymentService | None = None
         self._gateway: InferenceGateway | None = None
         self._audit_store: AuditStore | None = None
@@ -80,6 +84,57 @@ class AppContext:
                 provider = self._providers.setdefault(scope, TokenProvider(scope, self.credential, self.run_blocking))
         return provider
 
+    # Accounts in other tenants (services.tenants)
+
+    @property
+    def tenants(self) -> TenantTokens:
+        def make() -> TenantTokens:
+            from .tenants import TenantTokens
+
+            return TenantTokens(self.settings, self.credential, self.run_blocking)
+
+        return self._made("_tenants", make)
+
+    def tokens_for(self, tenant: str | None, scope: str) -> TokenProvider:
+        """Bearer tokens for `scope` in `tenant` (None: the Function App's own tenant, the same providers as
+        `token_provider`); another tenant's come through the multi-tenant app's exchange."""
+        return self.token_provider(scope) if tenant is None else self.tenants.provider(tenant, scope)
+
+    def data_plane_tokens(self, account: Account) -> TokenProvider:
+        """The account's data-plane tokens (`AZURE_OPENAI_SCOPE` in the account's tenant): `await .aget()` on the
+        event loop, `()` in a worker thread. A ConfigurationError when a cross-tenant setting is missing."""
+        from .tenants import tenant_of
+
+        return self.tokens_for(tenant_of(self.settings, account), self.settings.azure_openai_scope)
+
+    def arm_for(self, account: Account) -> ArmClient:
+        """The ARM client whose token is of `account`'s tenant (one per tenant, sharing the connection pool)."""
+        from .tenants import tenant_of
+
+        tenant = tenant_of(self.settings, account)
+        if tenant is None:
+            return self.arm
+        client = self._tenant_arms.get(tenant)
+        if client is None:
+            from .arm import ArmClient
+
+            settings, home = self.settings, self.arm
+            credential = self.tenants.credential(tenant, settings.arm_scope)
+            with self._lock:
+                client = self._tenant_arms.get(tenant)
+                if client is None:
+                    client = ArmClient(
+                        settings.arm_endpoint,
+                        settings.arm_api_version,
+                        credential,
+                        settings.arm_scope,
+                        tuning=settings.arm,
+                        transport=home.transport,
+                        tenant_id=tenant,
+                    )
+                    self._tenant_arms[tenant] = client
+        return client
+
     @property
     def arm(self) -> ArmClient:
         def make() -> ArmClient:
@@ -101,7 +156,7 @@ class AppContext:
         def make() -> DeploymentService:
             from .deployments import DeploymentService
 
-            return DeploymentService(self.settings, self.arm)
+            return DeploymentService(self.settings, self.arm, arm_for=self.arm_for, tokens_for=self.tokens_for)
 
         return self._made("_deployments", make)
 
@@ -174,7 +229,8 @@ class AppContext:
 
     def close(self) -> None:
         with self._lock:
-            for attribute in ("_arm", "_audit_store", "_credential"):
+            self._tenant_arms.clear()  # they share the home client's transport, closed with it
+            for attribute in ("_arm", "_tenants", "_audit_store", "_credential"):
                 closer = getattr(getattr(self, attribute), "close", None)
                 if callable(closer):
                     closer()

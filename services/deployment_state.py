@@ -103,10 +103,11 @@ class DesiredDeployment:
     version_upgrade_option: str | None
     tags: dict[str, str] | None  # None: send none (ARM's PUT then leaves the deployment without tags)
 
-    def arm_body(self) -> dict[str, Any]:
+    def arm_body(self, source_field: str = "source") -> dict[str, Any]:
+        """The PUT body; `source_field` is `sourceAccount` for a source account in another tenant."""
         model: dict[str, Any] = {"format": self.model_format, "name": self.model_name, "version": self.model_version}
         if self.model_source:
-            model["source"] = self.model_source
+            model[source_field] = self.model_source
         properties: dict[str, Any] = {"model": model}
         if self.rai_policy_name:
             properties["raiPolicyName"] = self.rai_policy_name

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from requests.structures import CaseInsensitiveDict
 
-from .arm import ArmClient, ArmResponse
+from .arm import ArmClient, ArmFor, ArmResponse
 from .arm_errors import raise_for_status
 from .audit import AuditRecord, AuditTrail
 from .capacity import check_capacity
@@ -31,6 +31,7 @@ from .locks import KeyedLocks
 from .lro import LongRunningOperation, PollOutcome
 from .results import OperationResult, Outcome
 from .settings import Account, Settings
+from .tenants import SourceLink, TokensFor, source_link, tenant_of
 from .web import parse_wait
 
 _NOT_FOUND_CODES = ("DeploymentNotFound", "NotFound")  # ResourceNotFound: the account itself is missing
@@ -46,6 +47,7 @@ class _Change:
     request_id: str | None
     entry: AuditRecord | None
     wrote: bool = False
+    link: SourceLink | None = None
 
     def call_it(self, action: str) -> None:
         """Name the action in the audit record once it is known (a PUT that creates, or one that updates)."""
@@ -54,19 +56,24 @@ class _Change:
 
 
 class DeploymentService:
-    """The deployment operations over one ARM client and the configured accounts."""
+    """The deployment operations over the ARM clients (`arm_for`: one per tenant) and the configured accounts."""
 
-    def __init__(self, settings: Settings, arm: ArmClient) -> None:
+    def __init__(
+        self, settings: Settings, arm: ArmClient, *, arm_for: ArmFor | None = None, tokens_for: TokensFor | None = None
+    ) -> None:
         self.settings = settings
         self.arm = arm
+        self.arm_of = arm_for or (lambda _: arm)
+        self._tokens_for = tokens_for
         self._locks = KeyedLocks(settings.arm.conflict_retry_seconds)
 
     # Reads
 
     def list_deployments(self, alias: str | None, *, request_id: str | None = None) -> list[dict[str, Any]]:
         account = self.settings.account(alias)
+        arm = self.arm_of(account)
         items: list[dict[str, Any]] = []
-        for page in self.arm.pages(self.arm.url(f"{account.arm_id}/deployments"), request_id=request_id):
+        for page in arm.pages(arm.url(f"{account.arm_id}/deployments"), request_id=request_id):
             raise_for_status(page, account)
             items.extend(self.view(resource, account) for resource in page.body.get("value", []))
         return items
@@ -136,6 +143,7 @@ class DeploymentService:
     def _target(self, alias: str | None, name: str) -> Account:
         account = self.settings.account(alias)
         check_name(name)
+        self.arm_of(account)  # a cross-tenant setting missing is refused before anything is recorded
         return account
 
     def _mutate(
@@ -155,6 +163,7 @@ class DeploymentService:
                 return step(_Change(account, name, deadline, request_id, None))
         with audit.record(action, account.alias, name, asked) as entry:
             change = _Change(account, name, deadline, request_id, entry)
+            entry.target_tenant = tenant_of(self.settings, account)
             try:
                 with self._locks.hold(account.alias):
                     result = step(change)
@@ -172,6 +181,12 @@ class DeploymentService:
         if not keep_action:
             change.call_it("create" if current is None else "update")
         desired = desired_state(request, source_id, current)
+        change.link = source_link(self.settings, change.account, desired.model_source, self._tokens_for)
+        if change.link is not None and change.entry is not None:
+            change.entry.source_tenant, change.entry.target_tenant = (
+                change.link.source_tenant,
+                change.link.target_tenant,
+            )
         if current is not None:
             _refuse_while_deleting(current, change)
             if not desired.same_model_as(current) and desired.capacity != current.capacity:
@@ -184,7 +199,7 @@ class DeploymentService:
                 )
             if desired.matches(current) and current.state.lower() != "failed":
                 return self._already(change, current, "PUT")
-        response = self._write(change, "PUT", desired.arm_body())
+        response = self._write(change, "PUT", desired.arm_body("sourceAccount" if change.link else "source"))
         created = current is None or response.status == 201
         if created and not keep_action:
             change.call_it("create")
@@ -201,7 +216,8 @@ class DeploymentService:
         if sku_name.lower() == current.sku_name.lower() and capacity == current.capacity and tags == current.tags:
             return self._already(change, current, "PATCH")
         if sku_name.lower() != current.sku_name.lower() or capacity != current.capacity:
-            skus = self.arm.send("GET", self._url(change.account, change.name, "/skus"), request_id=change.request_id)
+            url = self._url(change.account, change.name, "/skus")
+            skus = self.arm_of(change.account).send("GET", url, request_id=change.request_id)
             raise_for_status(skus, change.account)
             check_capacity(skus.body, change.name, sku_name, capacity)
         patch: dict[str, Any] = {"sku": {"name": sku_name, "capacity": capacity}}
@@ -248,10 +264,13 @@ class DeploymentService:
 
     def _write(self, change: _Change, method: str, body: dict[str, Any] | None = None) -> ArmResponse:
         """The one ARM write of a mutation (409 RequestConflict retried until its deadline)."""
+        auxiliary = change.link.auxiliary() if change.link else ()  # a refused exchange stops here: nothing sent
         change.wrote = True
         url = self._url(change.account, change.name)
-        response = self.arm.send(method, url, json=body, request_id=change.request_id, retry_conflict=True)
-        raise_for_status(response, change.account)
+        response = self.arm_of(change.account).send(
+            method, url, json=body, request_id=change.request_id, retry_conflict=True, auxiliary=auxiliary
+        )
+        raise_for_status(response, change.account, linked=change.link.linked if change.link else None)
         return response
 
     def _already(self, change: _Change, current: CurrentDeployment, method: str) -> OperationResult:
@@ -265,7 +284,7 @@ class DeploymentService:
 
     def _finish(self, change: _Change, method: str, response: ArmResponse, done: Outcome) -> OperationResult:
         url = self._url(change.account, change.name)
-        operation = LongRunningOperation(self.arm, method, url, response, change.request_id)
+        operation = LongRunningOperation(self.arm_of(change.account), method, url, response, change.request_id)
         outcome = operation.poll_until(change.deadline)
         correlation_id = response.correlation_id
         if outcome.state.lower() in ("failed", "canceled"):
@@ -307,7 +326,7 @@ class DeploymentService:
         )
 
     def _current(self, account: Account, name: str, request_id: str | None) -> CurrentDeployment | None:
-        response = self.arm.send("GET", self._url(account, name), request_id=request_id)
+        response = self.arm_of(account).send("GET", self._url(account, name), request_id=request_id)
         if response.status == 404 and _error_code(response) in (*_NOT_FOUND_CODES, ""):
             return None
         raise_for_status(response, account)
@@ -332,7 +351,7 @@ class DeploymentService:
         return arm_id
 
     def _url(self, account: Account, name: str, suffix: str = "") -> str:
-        return self.arm.url(f"{account.arm_id}/deployments/{quote(name)}{suffix}")
+        return self.arm_of(account).url(f"{account.arm_id}/deployments/{quote(name)}{suffix}")
 
 
 def _refuse_while_deleting(current: CurrentDeployment, change: _Change) -> None:

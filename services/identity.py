@@ -14,11 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import IdentityUnavailable
+from .errors import IdentityUnavailable, ServiceError
 
 if TYPE_CHECKING:
-    from azure.core.credentials import AccessTokenInfo, TokenCredential
+    from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential, TokenRequestOptions
     from azure.core.exceptions import ClientAuthenticationError
+
+# What a provider answers when its credential refuses: the scope and azure-identity's error in, a typed error out.
+Failure = Callable[[str, "ClientAuthenticationError"], ServiceError]
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +54,30 @@ class TokenProvider:
         scope: str,
         credential: TokenCredential,
         run_blocking: Callable[[Callable[[], str]], Awaitable[str]] | None = None,
+        *,
+        failure: Failure | None = None,
     ) -> None:
         self.scope = scope
         self._credential = credential
         self._run_blocking = run_blocking
+        self._failure = failure or identity_unavailable
         self._token: AccessTokenInfo | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
-        cached = self._fresh()
-        if cached is not None:
-            return cached
+        return self.info().token
+
+    def info(self) -> AccessTokenInfo:
+        """The cached token with its expiry, renewed first when due (one renewal for all waiting threads)."""
+        token = self._token
+        if token is not None and self._fresh() is not None:
+            return token
         with self._lock:
-            cached = self._fresh()
-            if cached is not None:
-                return cached
+            token = self._token
+            if token is not None and self._fresh() is not None:
+                return token
             self._token = self._fetch()
-            return self._token.token
+            return self._token
 
     async def aget(self) -> str:
         cached = self._fresh()
@@ -92,7 +102,29 @@ class TokenProvider:
         try:
             return credential.get_token_info(self.scope)  # type: ignore[no-any-return]
         except ClientAuthenticationError as error:
-            raise identity_unavailable(self.scope, error) from None
+            raise self._failure(self.scope, error) from None
+
+
+class ProviderCredential:
+    """A `TokenCredential` over one `TokenProvider`, for azure-core's `BearerTokenCredentialPolicy`.
+
+    The policy keeps its own copy of the token; this adapter makes every policy instance draw from the one
+    shared provider, so a refresh happens once per token lifetime however many clients and threads ask.
+    """
+
+    def __init__(self, provider: TokenProvider) -> None:
+        self.provider = provider
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        from azure.core.credentials import AccessToken
+
+        info = self.get_token_info(*scopes)
+        return AccessToken(info.token, info.expires_on)
+
+    def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        if scopes and scopes[0] != self.provider.scope:
+            raise ValueError(f"this credential serves {self.provider.scope} only")
+        return self.provider.info()
 
 
 def identity_unavailable(scope: str, error: ClientAuthenticationError) -> IdentityUnavailable:

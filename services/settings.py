@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from . import accounts as account_rules
-from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, is_http_url, setting_error
+from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, Guid, is_http_url, setting_error
 from .errors import AccountNotFound
 from .settings_errors import configuration_error
 
@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     image_deployment: str | None = _legacy("IMAGE_ANALYSIS_DEPLOYMENT", "GPT4V_DEPLOYMENT")
     auth_mode: AuthMode = _setting("AUTH_MODE", "entra", "service", description="entra, keys or none")
     audit_table: TableName = _setting("AUDIT_TABLE", "audit", "service")
+    # Cross-tenant accounts: the tenant of the Function App's identity, and the multi-tenant app that trusts it.
+    home_tenant_id: Guid | None = _setting("HOME_TENANT_ID", None, "service")
+    cross_tenant_app_client_id: Guid | None = _setting("CROSS_TENANT_APP_CLIENT_ID", None, "service")
 
     max_wait_seconds: int = _tuning("MAX_WAIT_SECONDS", _ARM.max_wait_seconds, 0, MAX_WAIT_CEILING_SECONDS)
     arm_timeout_seconds: float = _tuning("ARM_TIMEOUT_SECONDS", _ARM.timeout_seconds, 1, 120)
@@ -182,6 +185,9 @@ class Settings(BaseSettings):
     # Set by the platform: App Service Authentication on ("True"), and the instance (only in Azure).
     website_auth_enabled: bool = _setting("WEBSITE_AUTH_ENABLED", False, "platform")
     website_instance_id: str | None = _setting("WEBSITE_INSTANCE_ID", None, "platform")
+    # azure-identity's own: the user-assigned identity, and the Entra host (sovereign clouds, a local simulator).
+    azure_client_id: str | None = _setting("AZURE_CLIENT_ID", None, "platform")
+    azure_authority_host: str | None = _setting("AZURE_AUTHORITY_HOST", None, "platform")
     storage_connection_string: str | None = _setting("AzureWebJobsStorage", None, "platform", repr=False)
     storage_table_service_uri: Url | None = _setting("AzureWebJobsStorage__tableServiceUri", None, "platform")
     storage_account_name: str | None = _setting("AzureWebJobsStorage__accountName", None, "platform")

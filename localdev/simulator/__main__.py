@@ -9,15 +9,20 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from .app import build_app
 from .config import ConfigError
-from .server import base_url, bind_socket, make_server
+from .server import base_url, bind_socket, https_url, make_server, serve_all
+from .tls import make_tls_files
 
 READY_LINE = "Azure simulator listening on {url}"
+ENTRA_LINE = "Entra endpoint listening on {url}"
+CA_LINE = "CA bundle: {path}"
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,6 +38,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="X-IDENTITY-HEADER secret; defaults to $IDENTITY_HEADER, else a random one that is printed",
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    parser.add_argument(
+        "--tls-dir",
+        help="folder for the throwaway CA and the HTTPS certificate of the Entra endpoint (default: a temp folder)",
+    )
     return parser.parse_args(argv)
 
 
@@ -46,9 +55,9 @@ def _load_config(path: str | None) -> dict[str, Any] | None:
     return loaded
 
 
-async def _serve_and_announce(server: uvicorn.Server, sock: socket.socket, lines: list[str]) -> None:
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+async def _serve_and_announce(servers: list[tuple[uvicorn.Server, socket.socket]], lines: list[str]) -> None:
+    serving = asyncio.create_task(serve_all(servers))
+    while not all(server.started for server, _ in servers):
         if serving.done():
             break
         await asyncio.sleep(0.01)
@@ -76,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"azure simulator: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
+    tls = make_tls_files(Path(args.tls_dir or tempfile.mkdtemp(prefix="azure-simulator-tls-")))
+    tls_sock = bind_socket(args.host, 0)
     lines.insert(0, READY_LINE.format(url=base_url(args.host, sock)))
-    asyncio.run(_serve_and_announce(make_server(app, args.log_level), sock, lines))
+    lines.extend([ENTRA_LINE.format(url=https_url(args.host, tls_sock)), CA_LINE.format(path=tls.ca_bundle)])
+    servers = [(make_server(app, args.log_level), sock), (make_server(app, args.log_level, tls), tls_sock)]
+    asyncio.run(_serve_and_announce(servers, lines))
     return 0
 
 

@@ -19,11 +19,15 @@ from .config import parse_config
 from .control import control_routes
 from .dataplane import DATA_PLANE_PREFIX, DataPlaneApi
 from .dataplane_errors import gateway_error
+from .entra import DISCOVERY_PATH, TOKEN_PATH
+from .entra import discovery as entra_discovery
+from .entra import token as entra_token
 from .errors import ArmError, identity_error_response
 from .faults import Fault
 from .identity import handle_token_request
 from .observe import RequestRecord, elide_long_strings, parse_logged_body
 from .runtime import SimulatorRuntime
+from .tenancy import bearer_tokens, unverified_tenant
 
 logger = logging.getLogger("localdev.simulator")
 
@@ -73,10 +77,24 @@ def build_app(
         dataplane.decorate(request, response)
         return response
 
+    async def entra_token_endpoint(request: Request) -> Response:
+        async def handle(request: Request) -> Response:
+            return await entra_token(request, runtime.config, runtime.tokens)
+
+        return await _observed(runtime, "entra", request, handle)
+
+    async def entra_discovery_endpoint(request: Request) -> Response:
+        async def handle(request: Request) -> Response:
+            return entra_discovery(request, runtime.config)
+
+        return await _observed(runtime, "entra", request, handle)
+
     app = Starlette(
         routes=[
             Mount("/_sim", routes=control_routes(runtime)),
             Route(IDENTITY_ENDPOINT_PATH, token_endpoint, methods=ALL_METHODS),
+            Route(TOKEN_PATH, entra_token_endpoint, methods=["POST"]),
+            Route(DISCOVERY_PATH, entra_discovery_endpoint, methods=["GET"]),
             Route(DATA_PLANE_PREFIX + "/{path:path}", dataplane_endpoint, methods=ALL_METHODS),
             Route("/{path:path}", arm_or_unknown, methods=ALL_METHODS),
         ]
@@ -132,6 +150,11 @@ async def _observed(
             correlation_id=request.headers.get("x-ms-correlation-request-id"),
             body=logged_body,
             fault=fault.fault_id if fault is not None else None,
+            token_tenant=unverified_tenant(request.headers.get("authorization", "").partition(" ")[2]),
+            auxiliary_tenants=[
+                [unverified_tenant(token) for token in bearer_tokens([value])]
+                for value in request.headers.getlist("x-ms-authorization-auxiliary")
+            ],
         )
     )
     return response

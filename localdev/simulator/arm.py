@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .arm_tenants import check_linked_source, check_token_tenant
 from .errors import ArmError
 from .identity import TokenRejected
 from .render import deployment_json, operation_json, sku_list_json
@@ -133,6 +134,8 @@ class ArmApi:
                 f'error="invalid_token", error_description="{rejected.message}"'
             )
             raise ArmError(401, rejected.code, rejected.message, headers={"WWW-Authenticate": challenge}) from None
+        subscription = _SUBSCRIPTION_PREFIX.match(request.url.path)
+        check_token_tenant(self._runtime.config, claims, subscription["sub"] if subscription else None)
         return str(claims.get("oid", "unknown"))
 
     def _api_version(self, request: Request) -> str:
@@ -252,6 +255,7 @@ class ArmApi:
         capacity = rule.default if put.capacity is None else put.capacity
         check_capacity(sku_name, rule, capacity)
         check_model(config, account.config, put.model)
+        check_linked_source(config, self._runtime.tokens, call.request, account.config, put.model, call.caller)
         # Checks of the request alone come first; the ones below depend on the account's current state.
         check_no_running_operation(account, call.now)
         existing = account.find(name)

@@ -24,6 +24,7 @@ from .config_readers import (
     refuse_unknown_keys,
 )
 from .fine_tuning_config import FineTuningJobSeed, parse_fine_tuning_jobs
+from .tenancy import CrossTenantApp, parse_cross_tenant_app
 
 DEFAULT_TENANT_ID = "00000000-0000-4000-8000-00000000a001"
 DEFAULT_PRINCIPAL_ID = "00000000-0000-4000-8000-00000000b001"
@@ -58,6 +59,7 @@ _TOP_LEVEL_KEYS = frozenset(
         "dataPlaneApiVersions",
         "dataPlaneLatencyMs",
         "streamChunkDelayMs",
+        "crossTenantApp",
     }
 )
 _ACCOUNT_KEYS = frozenset(
@@ -71,6 +73,8 @@ _ACCOUNT_KEYS = frozenset(
         "failingModels",
         "deployments",
         "fineTuningJobs",
+        "tenantId",
+        "denyLinkedAccess",
     }
 )
 _SKU_RULE_KEYS = frozenset({"minimum", "maximum", "step", "default", "allowedValues"})
@@ -172,6 +176,8 @@ class AccountConfig:
     failing_models: tuple[str, ...] = ()
     deployments: tuple[SeedDeployment, ...] = ()
     fine_tuning_jobs: tuple[FineTuningJobSeed, ...] = ()
+    tenant_id: str | None = None  # None: the identity's own tenant
+    deny_linked_access: bool = False
 
     @property
     def key(self) -> AccountKey:
@@ -203,6 +209,8 @@ class AccountConfig:
             "failingModels": list(self.failing_models),
             "deployments": [seed.to_json() for seed in self.deployments],
             "fineTuningJobs": [job.to_json() for job in self.fine_tuning_jobs],
+            "tenantId": self.tenant_id,
+            "denyLinkedAccess": self.deny_linked_access,
         }
 
 
@@ -228,6 +236,10 @@ class SimulatorConfig:
     data_plane_api_versions: tuple[str, ...] = DEFAULT_DATA_PLANE_API_VERSIONS
     data_plane_latency_ms: int = 0
     stream_chunk_delay_ms: int = 0
+    cross_tenant_app: CrossTenantApp | None = None
+
+    def tenant_of(self, account: AccountConfig) -> str:
+        return (account.tenant_id or self.tenant_id).lower()
 
     @property
     def sku_rules(self) -> Mapping[str, SkuRule]:
@@ -263,6 +275,7 @@ class SimulatorConfig:
             "dataPlaneApiVersions": list(self.data_plane_api_versions),
             "dataPlaneLatencyMs": self.data_plane_latency_ms,
             "streamChunkDelayMs": self.stream_chunk_delay_ms,
+            "crossTenantApp": self.cross_tenant_app.to_json() if self.cross_tenant_app else None,
         }
 
 
@@ -303,6 +316,7 @@ def parse_config(raw: object) -> SimulatorConfig:
         data_plane_api_versions=data_plane_versions,
         data_plane_latency_ms=read_integer(top, "dataPlaneLatencyMs", "config", 0, minimum=0),
         stream_chunk_delay_ms=read_integer(top, "streamChunkDelayMs", "config", 0, minimum=0),
+        cross_tenant_app=parse_cross_tenant_app(top.get("crossTenantApp")),
     )
 
 
@@ -348,6 +362,8 @@ def _parse_account(raw: object, where: str, skus: Mapping[str, SkuRule]) -> Acco
         failing_models=tuple(read_strings(body.get("failingModels", []), f"{where}.failingModels")),
         deployments=seeds,
         fine_tuning_jobs=jobs,
+        tenant_id=read_optional_string(body, "tenantId", where),
+        deny_linked_access=body.get("denyLinkedAccess") is True,
     )
 
 

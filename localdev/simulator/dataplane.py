@@ -114,9 +114,13 @@ class DataPlaneApi:
         if not authorization:
             raise access_denied(MISSING_AUTH_MESSAGE)
         try:
-            self._runtime.tokens.verify(authorization, DATA_PLANE_AUDIENCES)
+            claims = self._runtime.tokens.verify(authorization, DATA_PLANE_AUDIENCES)
         except TokenRejected as rejected:
             raise access_denied(f"{_UNAUTHORIZED_PREFIX} {rejected.message}") from None
+        account = self._account_config(request.url.path)
+        expected = self._runtime.config.tenant_of(account) if account is not None else None
+        if expected is not None and str(claims.get("tid", "")).lower() != expected:
+            raise access_denied(f"{_UNAUTHORIZED_PREFIX} The token's tenant does not own this resource.")
 
     def _check_api_version(self, request: Request) -> None:
         api_version = request.query_params.get("api-version")

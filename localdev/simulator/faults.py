@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from .errors import arm_error_body, default_error_code
 
-SCOPES = ("arm", "identity", "dataplane", "any")
+SCOPES = ("arm", "identity", "dataplane", "entra", "any")
 UNLIMITED = -1
 _FAULT_KEYS = frozenset(
     {

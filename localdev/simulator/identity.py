@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from .config import SimulatorConfig
 from .errors import identity_error_response
+from .tenancy import EXCHANGE_AUDIENCE
 
 IDENTITY_API_VERSION = "2019-08-01"
 ARM_AUDIENCES = frozenset(
@@ -54,20 +55,20 @@ class TokenRejected(Exception):
         self.message = message
 
 
-def _derived_id(kind: str, value: str) -> str:
+def derived_id(kind: str, value: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{kind}:{value.lower()}"))
 
 
 def resolve_identity(config: SimulatorConfig, query: dict[str, str]) -> ManagedIdentity:
     """System-assigned by default; any client_id / mi_res_id / object_id names a user-assigned one."""
     if client_id := query.get("client_id"):
-        return ManagedIdentity(client_id=client_id, principal_id=_derived_id("user-assigned", client_id))
+        return ManagedIdentity(client_id=client_id, principal_id=derived_id("user-assigned", client_id))
     if resource_id := query.get("mi_res_id"):
-        client_id = _derived_id("resource-client", resource_id)
-        return ManagedIdentity(client_id=client_id, principal_id=_derived_id("user-assigned", client_id))
+        client_id = derived_id("resource-client", resource_id)
+        return ManagedIdentity(client_id=client_id, principal_id=derived_id("user-assigned", client_id))
     if object_id := query.get("object_id"):
-        return ManagedIdentity(client_id=_derived_id("object-client", object_id), principal_id=object_id)
-    system_client_id = _derived_id("system-client", config.principal_id)
+        return ManagedIdentity(client_id=derived_id("object-client", object_id), principal_id=object_id)
+    system_client_id = derived_id("system-client", config.principal_id)
     return ManagedIdentity(client_id=system_client_id, principal_id=config.principal_id)
 
 
@@ -80,9 +81,13 @@ class TokenService:
     def issue(self, config: SimulatorConfig, resource: str, identity: ManagedIdentity) -> tuple[str, int]:
         now = int(time.time())
         expires_on = now + config.token_lifetime_seconds
+        # A token for the exchange audience is a v2 token: Entra matches its issuer against a federated credential.
+        exchange = resource.rstrip("/") == EXCHANGE_AUDIENCE
         claims = {
             "aud": resource,
-            "iss": f"https://sts.windows.net/{config.tenant_id}/",
+            "iss": f"https://login.microsoftonline.com/{config.tenant_id}/v2.0"
+            if exchange
+            else f"https://sts.windows.net/{config.tenant_id}/",
             "iat": now,
             "nbf": now,
             "exp": expires_on,
@@ -93,7 +98,10 @@ class TokenService:
             "idtyp": "app",
             "ver": "1.0",
         }
-        return jwt.encode(claims, self._key, algorithm="HS256"), expires_on
+        return self.sign(claims), expires_on
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self._key, algorithm="HS256")
 
     def verify_for_arm(self, authorization: str | None) -> dict[str, Any]:
         """Claims of a valid ARM token, else TokenRejected with the code real ARM uses."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_LOGGED_REQUESTS = 10_000  # bounded so a long-running dev simulator does not grow forever
-LOG_SCOPES = ("arm", "identity", "dataplane", "other")
+LOG_SCOPES = ("arm", "identity", "dataplane", "entra", "other")
 MAX_LOGGED_STRING = 4_096
 
 
@@ -27,6 +27,9 @@ class RequestRecord:
     correlation_id: str | None
     body: Any
     fault: str | None
+    # The tenants of the bearer tokens sent (never the tokens): Authorization, and each auxiliary header's tokens.
+    token_tenant: str | None = None
+    auxiliary_tenants: list[list[str | None]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,8 @@ class RequestRecord:
             "correlationId": self.correlation_id,
             "body": self.body,
             "fault": self.fault,
+            "tokenTenant": self.token_tenant,
+            "auxiliaryTenants": self.auxiliary_tenants or [],
         }
 
 

@@ -18,7 +18,14 @@ import requests
 
 from localdev.azurite import Azurite, start_azurite
 from localdev.simulator.control_client import SimulatorControl
-from localdev.wiring import service_environment, simulator_config, start_host, start_simulator, stop
+from localdev.wiring import (
+    entra_environment,
+    service_environment,
+    simulator_config,
+    start_host,
+    start_simulator,
+    stop,
+)
 from tests.e2e.inprocess import InProcessHost
 
 # Short waits so the suite stays quick; the behaviour is the same as with the defaults.
@@ -79,6 +86,7 @@ class Stack:
         simulator = start_simulator(config_path, self.identity_header, folder / "sim.log")
         self.process = simulator.process
         self.url = simulator.url
+        self.entra = entra_environment(simulator.entra_url, simulator.ca_bundle)
         self.control = SimulatorControl(self.url)
         self.hosts: list[subprocess.Popen[bytes]] = []
         self._inprocess: InProcessHost | None = None
@@ -88,7 +96,8 @@ class Stack:
 
         base = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "IDENTITY_", "MSI_"))}
         local = {"AUTH_MODE": "none", "AzureWebJobsStorage": self.azurite.connection_string}
-        return {**base, **service_environment(self.url, self.identity_header, **TUNING), **local, **overrides}
+        wired = service_environment(self.url, self.identity_header, **TUNING)
+        return {**base, **wired, **self.entra, **local, **overrides}
 
     def start_host(self, *extra_args: str, **overrides: str) -> Api:
         log_path = self.folder / f"host-{len(self.hosts)}.log"
