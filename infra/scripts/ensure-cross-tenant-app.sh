@@ -1,0 +1,93 @@
+#!/bin/sh
+# azd postprovision hook (azure.yaml): the multi-tenant app registration through which the Function App's
+# user-assigned managed identity reaches Azure OpenAI accounts in other Microsoft Entra tenants.
+#
+# Opt-in: runs only when the azd environment says CROSS_TENANT_APP=true. Secret-free and idempotent:
+# - reuses the app named by CROSS_TENANT_APP_CLIENT_ID, or the one with the display name CROSS_TENANT_APP_NAME
+#   (default fine-tuned-deployments-cross-tenant-<AZURE_ENV_NAME>), or creates it multi-tenant
+#   (AzureADMultipleOrgs) with no secret and no certificate;
+# - makes sure its service principal exists in the home tenant;
+# - adds the federated identity credential that trusts the identity: issuer <authority>/<home tenant>/v2.0,
+#   subject the identity's principal id, audience api://AzureADTokenExchange (the public cloud's; set
+#   CROSS_TENANT_AUDIENCE for a sovereign cloud). Only a user-assigned identity can be trusted this way, so the
+#   hook refuses when the app runs with its system-assigned identity (set userAssignedIdentityName);
+# - stores CROSS_TENANT_APP_CLIENT_ID in the azd environment (main.parameters.json passes it on the next
+#   provision) and sets it on the Function App now;
+# - prints the admin-consent URL to send to each other tenant's administrator.
+#
+# Needs az (signed in, allowed to create app registrations) and azd. Reads the provision outputs azd exports:
+# AZURE_TENANT_ID, AZURE_RESOURCE_GROUP, FUNCTION_APP_NAME, FUNCTION_APP_PRINCIPAL_ID, APP_IDENTITY_PRINCIPAL_ID.
+set -eu
+
+if [ "${CROSS_TENANT_APP:-false}" != "true" ]; then
+  echo "CROSS_TENANT_APP is not true: no multi-tenant app (accounts in other tenants are not used)."
+  exit 0
+fi
+
+tenant="${AZURE_TENANT_ID:?AZURE_TENANT_ID is not set: run this through azd after provisioning}"
+principal="${APP_IDENTITY_PRINCIPAL_ID:?APP_IDENTITY_PRINCIPAL_ID is not set: run this through azd}"
+if [ "$principal" = "${FUNCTION_APP_PRINCIPAL_ID:-}" ]; then
+  echo "The Function App uses its system-assigned identity, which a federated credential cannot trust." >&2
+  echo "Set userAssignedIdentityName (azd env set USER_ASSIGNED_IDENTITY_NAME <name>), provision, run again." >&2
+  exit 1
+fi
+name="${CROSS_TENANT_APP_NAME:-fine-tuned-deployments-cross-tenant-${AZURE_ENV_NAME:?AZURE_ENV_NAME is not set}}"
+case "$name" in
+  '' | *[!A-Za-z0-9._\ -]*)
+    echo "CROSS_TENANT_APP_NAME may hold only letters, digits, spaces, '.', '_' and '-' (got: $name)." >&2
+    exit 1
+    ;;
+esac
+authority="${AZURE_AUTHORITY_HOST:-https://login.microsoftonline.com}"
+authority="${authority%/}"
+audience="${CROSS_TENANT_AUDIENCE:-api://AzureADTokenExchange}"
+
+# Entra replicates a new application for a few seconds: retry the calls that follow its creation.
+retry() {
+  attempt=1
+  until "$@"; do
+    if [ "$attempt" -ge 6 ]; then
+      return 1
+    fi
+    attempt=$((attempt + 1))
+    sleep "${RETRY_DELAY_SECONDS:-5}"
+  done
+}
+
+client_id="${CROSS_TENANT_APP_CLIENT_ID:-}"
+if [ -z "$client_id" ]; then
+  client_id=$(az ad app list --display-name "$name" --query '[0].appId' -o tsv)
+fi
+if [ -n "$client_id" ]; then
+  echo "Using the multi-tenant app $client_id."
+else
+  echo "Creating the multi-tenant app '$name'."
+  client_id=$(az ad app create --display-name "$name" --sign-in-audience AzureADMultipleOrgs --query appId -o tsv)
+fi
+
+sp_id=$(az ad sp list --filter "appId eq '$client_id'" --query '[0].id' -o tsv)
+if [ -z "$sp_id" ]; then
+  retry az ad sp create --id "$client_id" --output none
+fi
+
+credential="function-app-identity"
+existing=$(az ad app federated-credential list --id "$client_id" --query "[?name=='$credential'].subject" -o tsv)
+if [ "$existing" != "$principal" ]; then
+  if [ -n "$existing" ]; then
+    retry az ad app federated-credential delete --id "$client_id" --federated-credential-id "$credential"
+  fi
+  body=$(mktemp)
+  trap 'rm -f "$body"' EXIT
+  cat > "$body" <<JSON
+{"name": "$credential", "issuer": "$authority/$tenant/v2.0", "subject": "$principal",
+ "audiences": ["$audience"], "description": "The Function App's user-assigned managed identity"}
+JSON
+  retry az ad app federated-credential create --id "$client_id" --parameters "@$body" --output none
+fi
+
+azd env set CROSS_TENANT_APP_CLIENT_ID "$client_id"
+az functionapp config appsettings set --resource-group "${AZURE_RESOURCE_GROUP:?}" --name "${FUNCTION_APP_NAME:?}" \
+  --settings "CROSS_TENANT_APP_CLIENT_ID=$client_id" --output none
+echo "CROSS_TENANT_APP_CLIENT_ID=$client_id. In each other tenant an administrator consents once:"
+echo "  $authority/<other-tenant-id>/adminconsent?client_id=$client_id"
+echo "then gives the app's service principal there the role docs/deploy.md names."
