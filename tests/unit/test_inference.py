@@ -89,7 +89,7 @@ class FakeStream:
         self.pieces = pieces
         self.closed = False
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         for piece in self.pieces:
             yield piece
 
