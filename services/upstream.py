@@ -51,7 +51,7 @@ class Target:
     """One account's data plane at one api-version: everything a request needs that does not change."""
 
     base: str  # https://<account>.openai.azure.com/openai
-    query: str  # ?api-version=...
+    query: str  # api-version=...
     headers: tuple[tuple[str, str], ...]
     urls: OrderedDict[str, Any] = field(default_factory=OrderedDict)
 
@@ -61,7 +61,7 @@ class Target:
         if url is None:
             import httpx2
 
-            url = httpx2.URL(self.base + path + self.query)
+            url = httpx2.URL(self.base + path + ("&" if "?" in path else "?") + self.query)
             self.urls[path] = url
             if len(self.urls) > MAX_CACHED_TARGETS * 4:
                 self.urls.popitem(last=False)
@@ -78,7 +78,7 @@ def make_target(account: Account, api_version: str) -> Target:
     base = account.endpoint.rstrip("/") + "/openai"
     host = urlsplit(base).netloc
     headers = (("host", host), ("accept", "application/json"), ("user-agent", _USER_AGENT))
-    return Target(base, "?api-version=" + quote(api_version, safe=""), headers)
+    return Target(base, "api-version=" + quote(api_version, safe=""), headers)
 
 
 class Answer:
