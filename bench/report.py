@@ -761,8 +761,9 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
         add(
             f"What the HTTP client allocates while uploading the body of a {upload['bytes'] // 2**20} MiB image as "
             "pieces (tracemalloc in the bench process, httpx2 posting to the simulator; the pieces exist before "
-            "tracing starts): base64 image as one piece, as `services/inference.py` `_pieces` sends it now: "
+            "tracing starts): base64 image as one piece (as the service sent it before slicing): "
             f"peak **{upload['one piece']['peak_x']:.2f}\u00d7** the image; the same piece cut into 768 KiB "
-            f"slices: **{upload['768 KiB slices']['peak_x']:.2f}\u00d7**."
+            f"slices (as `services/images.py` `chat_body` makes them now, 576 KiB of image each): "
+            f"**{upload['768 KiB slices']['peak_x']:.2f}\u00d7**."
         )
         add("")
