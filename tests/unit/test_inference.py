@@ -73,7 +73,6 @@ def test_only_the_headers_clients_rely_on_pass() -> None:
     }
 
 
-
 def test_client_cache_is_bounded() -> None:
     g = gateway(["*"])
     account = g.settings.account(None)
