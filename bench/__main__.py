@@ -27,7 +27,7 @@ from localdev.wiring import PROJECT_ROOT
 from . import coldstart, gateway, images, management, profiles, report
 from .stack import Stack
 
-SECTIONS = ("gateway", "reuse", "images", "management", "coldstart")
+SECTIONS = ("gateway", "saturation", "reuse", "images", "management", "coldstart")
 
 
 def log(message: str) -> None:
@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         if "gateway" in wanted:
             plan = gateway.quick_plan() if quick else gateway.full_plan()
             _timed(results, "gateway", lambda: asyncio.run(gateway.overhead_matrix(stack, main_host, plan, log)))
+        if "saturation" in wanted:
+            count = 200 if quick else 5000
+            _timed(results, "saturation", lambda: asyncio.run(gateway.saturation(stack, main_host, count, 64, log)))
         if "reuse" in wanted:
 
             def reuse() -> dict[str, Any]:
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     out["importtime"]["added_by_service"] = coldstart.added_modules(service, floor)
                     # What the first management and chat requests import lazily, on top of function_app.
                     out["importtime"]["first_requests"] = coldstart.import_times(
-                        stack, "import function_app; import azure.identity; import services.inference; import openai"
+                        stack, "import function_app; import azure.identity; import services.inference; import httpx2"
                     )
                 for data in out["importtime"].values():
                     data.pop("_names", None)
@@ -275,7 +278,7 @@ def _image_line(latency: dict[str, Any]) -> str:
 
 def _profiles(stack: Stack, targets: list[dict[str, Any]], quick: bool) -> dict[str, Any]:
     missed = {t["id"] for t in targets if t["met"] is False}
-    if "gateway_c1_p99" in missed:
+    if missed & {"gateway_c1_p99", "host_cpu_c1"}:
         missed.add("gateway_c1")
     seconds = 1.5 if quick else 6.0
     out: dict[str, Any] = {"for_missed_targets": sorted(missed), "gateway": [], "images": None, "allocations": None}

@@ -260,6 +260,43 @@ async def overhead_matrix(stack: Stack, host: Proc, plan: Plan, log: Callable[[s
     return cells
 
 
+# Saturation
+
+
+async def saturation(
+    stack: Stack, host: Proc, count: int, concurrency: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """`count` plain and then `count` streamed requests through the gateway at `concurrency`, 50 ms backend,
+    each preceded by a pause just over the simulator's 5 s keep-alive (so the host's pooled connections are
+    closed by the server when the burst starts): every error counted with the status that answered it."""
+    stack.configure(dataPlaneLatencyMs=50, identityLatencyMs=0, streamChunkDelayMs=0)
+    client = gateway_client(host)
+    runs = []
+    try:
+        for stream in (False, True):
+            await asyncio.sleep(5.2)
+            block = await run_block(client, count, concurrency, stream)
+            runs.append(
+                {
+                    "stream": stream,
+                    "requests": count,
+                    "concurrency": concurrency,
+                    "errors": block.errors,
+                    "wrong_answers": block.wrong,
+                    "error_kinds": block.error_kinds,
+                    "rps": len(block.latencies) / block.wall if block.wall else 0,
+                }
+            )
+            log(
+                f"  saturation c={concurrency} {'stream' if stream else 'plain '} {count} requests: "
+                f"errors {block.errors} {block.error_kinds or ''}  ({block.wall:.1f} s)"
+            )
+    finally:
+        await client.close()
+        stack.configure(dataPlaneLatencyMs=0)
+    return {"backend_latency_ms": 50, "runs": runs}
+
+
 # Reuse
 
 

@@ -21,15 +21,15 @@ GATEWAY_ROOTS = (
     "_respond (function_app.py)",
     "InferenceGateway.chat_completions (services/inference.py)",
     "InferenceGateway._send (services/inference.py)",
-    "AsyncAPIClient.request (openai/_base_client.py)",
-    "BaseClient._build_request (openai/_base_client.py)",
+    "Upstream.send (services/upstream.py)",
+    "Upstream._attempt (services/upstream.py)",
     "_relay_events (services/inference.py)",
 )
 IMAGE_ROOTS = (
     "_respond (function_app.py)",
     "analyse_image (services/images.py)",
     "InferenceGateway.completion_json (services/inference.py)",
-    "AsyncAPIClient.request (openai/_base_client.py)",
+    "Upstream._attempt (services/upstream.py)",
 )
 
 
@@ -152,8 +152,11 @@ def image_allocations(size: int) -> dict[str, Any]:
         note("_read_body returned: the chunk list released")
         request = check_request(body, "Describe this image", "vision", None, None)
         content = chat_body(request, body)
-        shape = "one joined body" if isinstance(content, bytes | bytearray) else f"{len(content)} parts, not joined"
-        note(f"services/images.chat_body: the image base64-encoded inside the chat JSON ({shape})")
+        sent = 0
+        for piece in content.slices():  # as the upload takes them: each slice is dropped once it is sent
+            sent += len(piece)
+            del piece
+        note("services/images.chat_body: the chat JSON made slice by slice, each slice dropped once sent")
         del content
     finally:
         tracemalloc.stop()
@@ -161,9 +164,10 @@ def image_allocations(size: int) -> dict[str, Any]:
 
 
 def upload_copies(stack: Stack, size: int) -> dict[str, Any]:
-    """What the HTTP client allocates while it uploads a body given as pieces, as `_send` gives it for
-    process_image: the base64 image as one piece, against the same piece cut into 768 KiB slices. tracemalloc
-    in this process, an httpx2 client posting to the simulator; the pieces exist before tracing starts."""
+    """What the HTTP client allocates while it uploads a body given as pieces: the base64 image as one piece
+    (as the service sent it before slicing), against the same bytes in 768 KiB slices (as
+    `services/images.chat_body` now makes them). tracemalloc in this process, an httpx2 client posting to the
+    simulator; the pieces exist before tracing starts."""
     import base64
 
     import httpx2

@@ -8,6 +8,7 @@ from typing import Any
 
 DATA_PLANE = "https://cognitiveservices.azure.com"
 READING = Path(__file__).with_name("reading.md")
+TIMES = "\u00d7"
 
 
 def _get(data: Any, *path: Any) -> Any:
@@ -60,19 +61,28 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     plain1 = _cell(results, 0, 1, False)
     targets.append(
         _target(
-            "gateway_c1",
-            "Gateway overhead, concurrency 1, median ≤ 1.5 ms",
-            _get(plain1, "latency", "diff", "p50"),
+            "host_cpu_c1",
+            "Host CPU per proxied chat request (plain, concurrency 1) ≤ 1.5 ms",
+            _get(plain1, "cpu_ms_per_request", "gateway", "host"),
             1.5,
             " ms",
         )
     )
     targets.append(
         _target(
+            "gateway_c1",
+            "Gateway overhead, concurrency 1, median ≤ 1.0 ms",
+            _get(plain1, "latency", "diff", "p50"),
+            1.0,
+            " ms",
+        )
+    )
+    targets.append(
+        _target(
             "gateway_c1_p99",
-            "Gateway overhead, concurrency 1, p99 ≤ 5 ms",
+            "Gateway overhead, concurrency 1, p99 ≤ 3.0 ms",
             _get(plain1, "latency", "diff", "p99"),
-            5.0,
+            3.0,
             " ms",
         )
     )
@@ -90,10 +100,31 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     targets.append(
         _target(
             "stream_first_chunk",
-            "Streaming time to first chunk through the gateway ≤ 2 ms more than direct (median, concurrency 1)",
+            "Streaming time to first chunk through the gateway ≤ 1.5 ms more than direct (median, concurrency 1)",
             _get(stream1, "first_chunk", "diff", "p50"),
-            2.0,
+            1.5,
             " ms",
+        )
+    )
+    saturation = _get(results, "saturation")
+    if isinstance(saturation, dict) and saturation.get("runs"):
+        runs = saturation["runs"]
+        errors = sum(run["errors"] for run in runs)
+        shown = "; ".join(
+            f"{'streamed' if run['stream'] else 'plain'}: {run['errors']} of {run['requests']}"
+            + (f" ({', '.join(f'{n}{TIMES} {k}' for k, n in run['error_kinds'].items())})" if run["errors"] else "")
+            for run in runs
+        )
+    else:
+        errors, shown = None, ""
+    targets.append(
+        _target(
+            "errors_c64",
+            "Errors through the gateway at concurrency 64, 50 ms backend, 5,000 requests plain and 5,000 streamed = 0",
+            errors,
+            0,
+            "",
+            shown=shown,
         )
     )
     fresh = _get(results, "reuse", "fresh_host")
@@ -136,30 +167,32 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     memory = _get(results, "images", "memory", "service")
     if isinstance(memory, dict) and memory:
-        worst_label = max(memory, key=lambda label: memory[label]["extra_ratio"])
+        # 100 KB is shown but not judged: its extra is within the RSS noise of a few hundred KiB.
+        judged = [label for label in memory if label != "100 KB"] or list(memory)
+        worst_label = max(judged, key=lambda label: memory[label]["extra_ratio"])
         ratio = memory[worst_label]["extra_ratio"]
         shown = ", ".join(f"{label}: {row['extra_ratio']:.2f}\u00d7" for label, row in memory.items())
         targets.append(
             _target(
                 "image_memory",
-                "process_image peak extra memory ≤ 3\u00d7 the image size",
+                "process_image peak extra memory ≤ 1.5\u00d7 the image size (2 MB and 20 MB)",
                 ratio,
-                3.0,
+                1.5,
                 "\u00d7",
                 shown=shown,
             )
         )
     else:
         targets.append(
-            _target("image_memory", "process_image peak extra memory ≤ 3\u00d7 the image size", None, 3.0, "\u00d7")
+            _target("image_memory", "process_image peak extra memory ≤ 1.5\u00d7 the image size", None, 1.5, "\u00d7")
         )
     speedup = _get(results, "images", "latency", "2 MB", "speedup")
     targets.append(
         _target(
             "image_speedup",
-            "process_image median ≥ 3\u00d7 lower than the baseline, 2 MB, concurrency 1, identity 20 ms",
+            "process_image median ≥ 4\u00d7 lower than the baseline, 2 MB, concurrency 1, identity 20 ms",
             speedup,
-            3.0,
+            4.0,
             "\u00d7",
             at_most=False,
         )
@@ -182,10 +215,20 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         )
     )
+    first_chat = _get(results, "coldstart", "kinds", "chat", "first_to_warm_ratio")
+    targets.append(
+        _target(
+            "first_chat",
+            "First chat request after a cold start ≤ 1.3\u00d7 a later one on the same host (medians)",
+            first_chat,
+            1.3,
+            "\u00d7",
+        )
+    )
     ratio = _get(results, "coldstart", "kinds", "management", "ratio_to_floor")
     targets.append(
         _target(
-            "coldstart", "Cold start to first management answer ≤ 1.3\u00d7 the floor (median)", ratio, 1.3, "\u00d7"
+            "coldstart", "Cold start to first management answer ≤ 1.2\u00d7 the floor (median)", ratio, 1.2, "\u00d7"
         )
     )
     return targets
@@ -268,6 +311,7 @@ def render(results: dict[str, Any], json_name: str) -> str:
         add(f"| {target['target']} | {target['measured']} | {_status(target)} |")
     add("")
     _gateway(results, add)
+    _saturation(results, add)
     _reuse(results, add)
     _images(results, add)
     _management(results, add)
@@ -353,6 +397,31 @@ def _gateway(results: dict[str, Any], add: Any) -> None:
             f"| {cell['backend_latency_ms']} ms | {cell['concurrency']} | {'stream' if cell['stream'] else 'plain'} | "
             f"{_ms(d.get('client'))} / {_ms(d.get('simulator'))} | "
             f"{_ms(g.get('client'))} / {_ms(g.get('host'))} / {_ms(g.get('simulator'))} |"
+        )
+    add("")
+
+
+def _saturation(results: dict[str, Any], add: Any) -> None:
+    section = results.get("saturation")
+    add("### Errors under load")
+    add("")
+    if not isinstance(section, dict) or "runs" not in section:
+        add(f"Not measured ({_get(section, 'error') or 'section not run'}).")
+        add("")
+        return
+    add(
+        "Through the gateway only, backend latency 50 ms, after a 5.2 s pause (so the host's pooled connections "
+        "have just been closed by the simulator's 5 s keep-alive when the burst starts); the SDK client does not "
+        "retry (max_retries=0), so every error the service answers is counted."
+    )
+    add("")
+    add("| Mode | Conc. | Requests | Errors | Wrong answers | req/s | Error kinds |")
+    add("|---|---|---|---|---|---|---|")
+    for run in section["runs"]:
+        kinds = ", ".join(f"{n}\u00d7 {kind}" for kind, n in run["error_kinds"].items()) or "\u2013"
+        add(
+            f"| {'streamed' if run['stream'] else 'plain'} | {run['concurrency']} | {run['requests']} | "
+            f"{run['errors']} | {run['wrong_answers']} | {run['rps']:.0f} | {kinds} |"
         )
     add("")
 
@@ -562,15 +631,22 @@ def _coldstart(results: dict[str, Any], add: Any) -> None:
     )
     add("")
     add(
-        "| Kind | First 200, median s | Listening, median s | First request, median s | Ratio to floor | All runs (s) |"
+        "| Kind | First 200, median s | Listening, median s | First request, median s | Ratio to floor | "
+        "First 200 request alone / the same request next, median ms | All runs (s) |"
     )
-    add("|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|")
     for kind, row in section["kinds"].items():
         runs = ", ".join(f"{v:.2f}" for v in row["first_ok_s"])
         ratio = f"{row['ratio_to_floor']:.2f}\u00d7" if "ratio_to_floor" in row else "1"
+        warm = (
+            f"{row['first_200_request_median_s'] * 1000:.1f} / {row['later_request_median_s'] * 1000:.1f} "
+            f"({row['first_to_warm_ratio']:.2f}\u00d7)"
+            if "first_to_warm_ratio" in row
+            else "\u2013"
+        )
         add(
             f"| {kind} | {row['first_ok_median_s']:.3f} | {row['listening_median_s']:.3f} | "
-            f"{row['first_request_median_s']:.3f} | {ratio} | {runs} |"
+            f"{row['first_request_median_s']:.3f} | {ratio} | {warm} | {runs} |"
         )
     add("")
     imports = section.get("importtime", {})
@@ -685,8 +761,9 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
         add(
             f"What the HTTP client allocates while uploading the body of a {upload['bytes'] // 2**20} MiB image as "
             "pieces (tracemalloc in the bench process, httpx2 posting to the simulator; the pieces exist before "
-            "tracing starts): base64 image as one piece, as `services/inference.py` `_pieces` sends it now: "
+            "tracing starts): base64 image as one piece (as the service sent it before slicing): "
             f"peak **{upload['one piece']['peak_x']:.2f}\u00d7** the image; the same piece cut into 768 KiB "
-            f"slices: **{upload['768 KiB slices']['peak_x']:.2f}\u00d7**."
+            f"slices (as `services/images.py` `chat_body` makes them now, 576 KiB of image each): "
+            f"**{upload['768 KiB slices']['peak_x']:.2f}\u00d7**."
         )
         add("")

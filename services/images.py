@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
-from .inference import InferenceGateway
+from .inference import InferenceGateway, SlicedBody
 from .results import ProxyResponse
 from .web import parse_int
 
@@ -90,9 +91,13 @@ def check_request(
     return ImageRequest(instructions.strip(), chosen, tokens, mime)
 
 
-def chat_body(request: ImageRequest, image: bytes) -> tuple[bytes, bytes, bytes]:
-    """The chat-completions JSON in three pieces around the base64 image, which is encoded once and never
-    joined with the rest: peak memory stays near the image plus its base64 form."""
+# Raw bytes encoded per slice: a multiple of 3, so the slices' base64 forms join without padding in between.
+SLICE_BYTES = 3 * 256 * 1024
+
+
+def chat_body(request: ImageRequest, image: bytes) -> SlicedBody:
+    """The chat-completions JSON around the image as a data URL, sent as slices: the image is base64-encoded
+    one slice at a time while it is uploaded, so its whole base64 form never exists in memory."""
     marker = "\x00IMAGE\x00"
     template = json.dumps(
         {
@@ -111,7 +116,16 @@ def chat_body(request: ImageRequest, image: bytes) -> tuple[bytes, bytes, bytes]
     # The image part comes after the instructions, so the last marker is the one in the data URL even if the
     # instructions happen to contain the same text.
     before, after = template.rsplit(b"\\u0000IMAGE\\u0000", 1)
-    return before, base64.b64encode(image), after
+    encoded_length = (len(image) + 2) // 3 * 4
+
+    def slices() -> Iterator[bytes]:
+        yield before
+        view = memoryview(image)
+        for start in range(0, len(image), SLICE_BYTES):
+            yield base64.b64encode(view[start : start + SLICE_BYTES])
+        yield after
+
+    return SlicedBody(len(before) + encoded_length + len(after), slices)
 
 
 async def analyse_image(

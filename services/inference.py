@@ -5,9 +5,10 @@ bearer token; nothing the caller sent as credentials (`api-key`, `Authorization`
 upstream request is built afresh. Status, error bodies and the headers clients rely on come back unchanged;
 streams are relayed event by event as they arrive.
 
-The `openai` SDK's async client is the transport: one client per (account, api-version), all sharing one
-pooled HTTP client, imported only when the first inference request arrives (it is a heavy import). The
-clients are kept in a small least-recently-used cache, so callers naming many api-versions cannot grow it.
+The transport is `services.upstream`: one pooled HTTP connection pool per process, and per (account,
+api-version) a prebuilt target (base URL, api-version query, static headers), kept in a small
+least-recently-used cache so callers naming many api-versions cannot grow it. The `openai` SDK is not used
+here: it is what callers use.
 """
 
 from __future__ import annotations
@@ -20,26 +21,17 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from .errors import (
-    ConfigurationError,
-    Forbidden,
-    GatewayTimeout,
-    NotFound,
-    RelayedError,
-    UpstreamError,
-    UpstreamUnavailable,
-    ValidationError,
-)
+from .errors import Forbidden, NotFound, RelayedError, UpstreamError, ValidationError
 from .identity import TokenProvider
 from .results import ProxyResponse
 from .settings import Account, Settings
+from .upstream import MAX_CACHED_TARGETS, Answer, Body, SlicedBody, Target, Upstream, make_target
 from .web import parse_json_object, retry_after_seconds
 
-if TYPE_CHECKING:
-    from openai import AsyncAzureOpenAI
+__all__ = ["MAX_CACHED_CLIENTS", "Body", "CallRecord", "InferenceGateway", "SlicedBody"]
 
 log = logging.getLogger("inference")
 
@@ -47,13 +39,11 @@ _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 _PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "apim-request-id", "x-ms-region")
 # Azure's own x-request-id comes back as x-ms-request-id: x-request-id is this service's id on every answer.
 _RENAMED_HEADERS = {"x-request-id": "x-ms-request-id"}
-MAX_CACHED_CLIENTS = 16
+MAX_CACHED_CLIENTS = MAX_CACHED_TARGETS
 _PASSED_PREFIXES = ("x-ratelimit-", "openai-", "azureml-model-")
 # Every chunk of a stream that asked for usage carries `"usage": null`; only the one with an object is parsed.
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 CHAT_EXAMPLE = '{"messages": [{"role": "user", "content": "Hello"}]}'
-# A request body: whole, or pieces to send in order (a fresh iterator is made for each attempt).
-Body = bytes | tuple[bytes, ...]
 
 
 @dataclass
@@ -92,11 +82,12 @@ class CallRecord:
 
 
 class InferenceGateway:
-    def __init__(self, settings: Settings, token: TokenProvider) -> None:
+    def __init__(self, settings: Settings, token: TokenProvider, *, upstream: Upstream | None = None) -> None:
         self.settings = settings
         self._token = token
-        self._clients: OrderedDict[tuple[str, str], AsyncAzureOpenAI] = OrderedDict()
-        self._http_client: Any = None
+        self._clients: OrderedDict[tuple[str, str], Target] = OrderedDict()
+        tuning = settings.inference
+        self.upstream = upstream or Upstream(pool_size=tuning.pool_size, timeout_seconds=tuning.timeout_seconds)
 
     # Chat completions
 
@@ -131,17 +122,18 @@ class InferenceGateway:
                 content = json.dumps(payload).encode()
                 hide_usage = True
         path = f"/deployments/{quote(deployment)}/chat/completions"
-        response = await self._send(account, version, "POST", path, content, request_id, record)
-        if isinstance(response, ProxyResponse):
-            return response
-        headers = _passed_headers(response.headers)
-        record.status = response.status_code
+        answer = await self._send(account, version, "POST", path, content, request_id, record)
+        if isinstance(answer, ProxyResponse):
+            return answer
+        headers = _passed_headers(answer.headers)
+        record.status = answer.status
         if not streaming:
-            body = await response.aread()
-            record.take_usage(_usage_of(body))
+            body = await answer.read()
+            if b'"usage"' in body:
+                record.take_usage(_usage_of(body))
             record.write()
-            return ProxyResponse(response.status_code, headers, body=body)
-        return ProxyResponse(response.status_code, headers, stream=_relay_events(response, record, hide_usage))
+            return ProxyResponse(answer.status, headers, body=body)
+        return ProxyResponse(answer.status, headers, stream=_relay_events(answer, record, hide_usage))
 
     async def completion_json(
         self,
@@ -154,13 +146,13 @@ class InferenceGateway:
         caller: str | None = None,
     ) -> tuple[dict[str, Any], CallRecord]:
         """A non-streamed chat completion the service itself makes (`content` is the JSON body, whole or as
-        pieces sent one after another): answers the parsed body; an upstream error is raised as RelayedError."""
+        slices sent one after another): answers the parsed body; an upstream error is raised as RelayedError."""
         record = CallRecord(account.alias, deployment, operation, caller=caller)
         path = f"/deployments/{quote(deployment)}/chat/completions"
         version = self.settings.azure_openai_api_version
-        response = _raised(await self._send(account, version, "POST", path, content, request_id, record))
-        body = await response.aread()
-        record.status = response.status_code
+        answer = _raised(await self._send(account, version, "POST", path, content, request_id, record))
+        body = await answer.read()
+        record.status = answer.status
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -174,14 +166,14 @@ class InferenceGateway:
         RelayedError."""
         record = CallRecord(account.alias, "-", operation)
         version = self.settings.azure_openai_api_version
-        response = _raised(await self._send(account, version, "GET", path, None, request_id, record))
-        body = await response.aread()
-        record.status = response.status_code
+        answer = _raised(await self._send(account, version, "GET", path, None, request_id, record))
+        body = await answer.read()
+        record.status = answer.status
         record.write()
         parsed = json.loads(body) if body else {}
         return parsed if isinstance(parsed, dict) else {}
 
-    # Accounts and clients
+    # Accounts and targets
 
     def allowed_account(self, alias: str | None, deployment: str) -> Account:
         account = self.settings.account(alias)
@@ -215,48 +207,24 @@ class InferenceGateway:
             )
         return given
 
-    def client(self, account: Account, api_version: str) -> AsyncAzureOpenAI:
+    def client(self, account: Account, api_version: str) -> Target:
+        """The prebuilt upstream target of (account, api-version), from a bounded least-recently-used cache."""
         key = (account.alias, api_version)
-        client = self._clients.get(key)
-        if client is not None:
+        target = self._clients.get(key)
+        if target is not None:
             self._clients.move_to_end(key)
-        else:
-            if not account.endpoint:
-                raise ConfigurationError(
-                    f"Account '{account.alias}' has no endpoint in AZURE_OPENAI_ACCOUNTS: add its data-plane URL, "
-                    f"e.g. https://{account.account_name}.openai.azure.com/.",
-                    target="AZURE_OPENAI_ACCOUNTS",
-                )
-            import httpx2
-            from openai import AsyncAzureOpenAI, DefaultAsyncHttpx2Client
-
-            if self._http_client is None:
-                # httpx2 logs every request at INFO; the service's own call record already says all of it.
-                logging.getLogger("httpx2").setLevel(logging.WARNING)
-                size = self.settings.inference.pool_size
-                self._http_client = DefaultAsyncHttpx2Client(
-                    limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
-                    timeout=httpx2.Timeout(self.settings.inference.timeout_seconds, connect=5.0),
-                )
-            client = AsyncAzureOpenAI(
-                azure_endpoint=account.endpoint,
-                api_version=api_version,
-                azure_ad_token_provider=self._token.aget,
-                max_retries=0,  # 429s are retried below only when cheap; everything else goes back to the caller
-                http_client=self._http_client,
-            )
-            self._clients[key] = client
-            if len(self._clients) > MAX_CACHED_CLIENTS:
-                # The clients share one HTTP client, so an evicted one holds no connections of its own.
-                self._clients.popitem(last=False)
-        return client
+            return target
+        target = make_target(account, api_version)
+        self._clients[key] = target
+        if len(self._clients) > MAX_CACHED_CLIENTS:
+            # Targets hold no connections (the pool is shared), so evicting one closes nothing.
+            self._clients.popitem(last=False)
+        return target
 
     async def aclose(self) -> None:
-        """Close the shared HTTP client (and with it every pooled upstream connection)."""
+        """Close the connection pool (every pooled upstream connection)."""
         self._clients.clear()
-        http_client, self._http_client = self._http_client, None
-        if http_client is not None:
-            await http_client.aclose()
+        await self.upstream.aclose()
 
     # Transport
 
@@ -269,76 +237,54 @@ class InferenceGateway:
         content: Body | None,
         request_id: str,
         record: CallRecord,
-    ) -> Any:
-        """The raw upstream response (body unread), or a ProxyResponse carrying an upstream error to relay."""
-        import httpx2
-        from openai import APIConnectionError, APIStatusError, APITimeoutError
-
-        client: Any = self.client(account, api_version)
-        headers = {"x-ms-client-request-id": request_id}
+    ) -> Answer | ProxyResponse:
+        """The upstream answer (body unread), or a ProxyResponse carrying an upstream error to relay."""
+        target = self.client(account, api_version)
         for attempt in (1, 2):
+            headers = [("authorization", "Bearer " + await self._token.aget()), ("x-ms-client-request-id", request_id)]
+            if content is not None:
+                headers.append(("content-type", "application/json"))
             try:
-                # cast_to=Response with stream=True: the SDK hands back the response with its body unread.
-                if method == "GET":
-                    return await client.get(path, cast_to=httpx2.Response, options={"headers": headers}, stream=True)
-                headers["Content-Type"] = "application/json"
-                # Pieces go out one after another (chunked), never joined: a large image is not copied again.
-                body = _pieces(content) if isinstance(content, tuple) else content
-                return await client.post(
-                    path, cast_to=httpx2.Response, content=body, options={"headers": headers}, stream=True
-                )
-            except APIStatusError as error:
-                wait_ms = _retry_after_ms(error.response.headers)
-                cheap = wait_ms is not None and wait_ms <= self.settings.inference.retry_max_wait_ms
-                if error.status_code == 429 and attempt == 1 and cheap:
-                    await asyncio.sleep((wait_ms or 0) / 1000)
+                answer = await self.upstream.send(target, method, path, headers, content)
+            except Exception as error:
+                record.status = getattr(error, "status", 500)
+                record.write()
+                raise
+            if answer.status < 400:
+                return answer
+            if answer.status == 429 and attempt == 1:
+                wait_ms = _retry_after_ms(answer.headers)
+                if wait_ms is not None and wait_ms <= self.settings.inference.retry_max_wait_ms:
+                    await answer.aclose()
+                    await asyncio.sleep(wait_ms / 1000)
                     continue
-                record.status = error.status_code
-                record.write()
-                return ProxyResponse(
-                    error.status_code, _passed_headers(error.response.headers), body=error.response.content
-                )
-            except APITimeoutError:
-                record.status = 504
-                record.write()
-                raise GatewayTimeout(
-                    f"Azure OpenAI did not answer within {self.settings.inference.timeout_seconds:g} s."
-                ) from None
-            except APIConnectionError as error:
-                if attempt == 1:
-                    # Most often a pooled connection the server closed just as it was reused: one more try
-                    # goes out on a fresh connection.
-                    continue
-                record.status = 503
-                record.write()
-                raise UpstreamUnavailable(
-                    f"Azure OpenAI at {account.endpoint} could not be reached ({type(error.__cause__).__name__}). "
-                    "Check the account's endpoint in AZURE_OPENAI_ACCOUNTS and the network.",
-                    headers={"Retry-After": "5"},
-                ) from None
+            body = await answer.read()
+            record.status = answer.status
+            record.write()
+            return ProxyResponse(answer.status, _passed_headers(answer.headers), body=body)
         raise AssertionError("unreachable")
 
 
-async def _pieces(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:
-    for part in parts:
-        yield part
-
-
-async def _relay_events(response: Any, record: CallRecord, hide_usage: bool) -> AsyncIterator[bytes]:
+async def _relay_events(answer: Any, record: CallRecord, hide_usage: bool) -> AsyncIterator[bytes]:
     """Yield upstream SSE events as soon as each is complete, noting usage; drop the usage chunk if asked."""
     buffer = b""
     try:
-        async for piece in response.aiter_bytes():
+        async for piece in answer.chunks():
             buffer += piece
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
+            if b"\n\n" not in buffer:
+                continue
+            *events, buffer = buffer.split(b"\n\n")
+            out = []
+            for event in events:
                 if _USAGE_OBJECT.search(event) and _take_usage_event(event, record) and hide_usage:
                     continue
-                yield event + b"\n\n"
+                out.append(event + b"\n\n")
+            if out:
+                yield b"".join(out)
         if buffer.strip():
             yield buffer
     finally:
-        await response.aclose()
+        await answer.aclose()
         record.write()
 
 

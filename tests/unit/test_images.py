@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.errors import PayloadTooLarge, ServiceError, ValidationError
-from services.images import MAX_IMAGE_BYTES, chat_body, check_request, image_type
+from services.images import MAX_IMAGE_BYTES, SLICE_BYTES, chat_body, check_request, image_type
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
@@ -55,9 +55,27 @@ def test_checks() -> None:
 
 def test_chat_body_carries_the_image_as_a_data_url() -> None:
     request = check_request(PNG, 'Say "hi" \x00IMAGE\x00', None, "50", "vision")
-    body = json.loads(b"".join(chat_body(request, PNG)))
+    sliced = chat_body(request, PNG)
+    whole = b"".join(sliced.slices())
+    assert sliced.length == len(whole)  # sent as Content-Length
+    body = json.loads(whole)
     [message] = body["messages"]
     text, image = message["content"]
     assert text == {"type": "text", "text": 'Say "hi" \x00IMAGE\x00'}  # a marker-like text is left alone
     assert image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
     assert body["max_tokens"] == 50
+
+
+@pytest.mark.parametrize("extra", [0, 1, 2])
+def test_a_large_image_is_encoded_slice_by_slice_into_one_valid_data_url(extra: int) -> None:
+    image = JPEG + bytes(range(256)) * ((2 * SLICE_BYTES) // 256) + b"\x07" * extra
+    request = check_request(image, "Describe", None, None, "vision")
+    sliced = chat_body(request, image)
+    pieces = list(sliced.slices())
+    assert max(len(piece) for piece in pieces) <= SLICE_BYTES * 4 // 3  # no piece holds the whole encoding
+    assert len(pieces) >= 4
+    whole = b"".join(pieces)
+    assert sliced.length == len(whole)
+    url = json.loads(whole)["messages"][0]["content"][1]["image_url"]["url"]
+    assert base64.b64decode(url.removeprefix("data:image/jpeg;base64,"), validate=True) == image
+    assert b"".join(sliced.slices()) == whole  # each attempt gets a fresh iterator

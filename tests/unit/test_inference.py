@@ -73,7 +73,6 @@ def test_only_the_headers_clients_rely_on_pass() -> None:
     }
 
 
-
 def test_client_cache_is_bounded() -> None:
     g = gateway(["*"])
     account = g.settings.account(None)
@@ -89,7 +88,7 @@ class FakeStream:
         self.pieces = pieces
         self.closed = False
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         for piece in self.pieces:
             yield piece
 
