@@ -21,7 +21,7 @@ from services.context import AppContext, get_context
 from services.errors import RelayedError, ServiceError
 from services.request_context import RequestContext
 from services.results import OperationResult, ProxyResponse
-from services.web import MAX_JSON_BODY_BYTES, check_json_content_type, request_id_from
+from services.web import MAX_JSON_BODY_BYTES, RawBody, check_json_content_type, request_id_from
 
 ROUTE_PREFIX = "/api"  # host.json keeps the Functions default routePrefix "api"
 MAX_INFERENCE_BODY_BYTES = 100 * 1024 * 1024  # the host's own limit; the service applies its lower setting
@@ -33,8 +33,8 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION if host_checks_ke
 get_context().start()  # settings and the audit store's whereabouts are reported when the host starts
 
 # A service call: the process's context, this request's context, the body (empty unless the route reads one).
-Call = Callable[[AppContext, RequestContext, bytes], Awaitable[Any]]
-Blocking = Callable[[AppContext, RequestContext, bytes], Any]
+Call = Callable[[AppContext, RequestContext, RawBody], Awaitable[Any]]
+Blocking = Callable[[AppContext, RequestContext, RawBody], Any]
 
 
 # Deployments
@@ -80,7 +80,7 @@ async def _mutation(req: Request, operation: str) -> Response:
     account, name, wait = req.query_params.get("account"), req.path_params["name"], req.query_params.get("wait")
     has_body = operation != "delete"
 
-    def call(app: AppContext, context: RequestContext, body: bytes) -> OperationResult:
+    def call(app: AppContext, context: RequestContext, body: RawBody) -> OperationResult:
         method = getattr(app.deployments, operation)
         arguments = (account, name, body) if has_body else (account, name)
         result: OperationResult = method(*arguments, wait=wait, request_id=context.request_id, audit=context.audit())
@@ -210,7 +210,7 @@ async def openapi_document(req: Request) -> Response:
 def _in_thread(call: Blocking) -> Call:
     """A blocking service call (ARM, Table Storage), run in one of the context's worker threads."""
 
-    async def run(app: AppContext, context: RequestContext, body: bytes) -> Any:
+    async def run(app: AppContext, context: RequestContext, body: RawBody) -> Any:
         return await app.run_blocking(call, app, context, body)
 
     return run
@@ -228,6 +228,27 @@ async def _read_body(req: Request, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def _read_into_buffer(req: Request, limit: int) -> bytearray:
+    """A large raw body (an image) read into one buffer, sized from Content-Length when the caller sent one, so
+    it is held once, never as a list of chunks plus their join; no further than past the limit (then 413)."""
+    declared = req.headers.get("content-length", "")
+    size = int(declared) if declared.isascii() and declared.isdigit() else -1
+    body = bytearray(size) if 0 <= size <= limit else bytearray()
+    filled = 0
+    async for chunk in req.stream():
+        end = filled + len(chunk)
+        if end <= len(body):
+            body[filled:end] = chunk
+        else:
+            del body[filled:]
+            body += chunk
+        filled = end
+        if filled > limit:
+            break
+    del body[filled:]  # a body shorter than declared (the host refuses one, but the header is not trusted)
+    return body
+
+
 async def _respond(
     req: Request, role: Role | None, call: Call, *, body_limit: int = 0, json_body: bool = True
 ) -> Response:
@@ -239,7 +260,9 @@ async def _respond(
         caller = authorize(req.headers, role, app_context.settings) if role is not None else ANONYMOUS
         if body_limit and json_body:
             check_json_content_type(req.headers.get("content-type"))
-        body = await _read_body(req, body_limit) if body_limit else b""
+        body: RawBody = b""
+        if body_limit:
+            body = await (_read_body(req, body_limit) if json_body else _read_into_buffer(req, body_limit))
         context = RequestContext(request_id, caller, lambda: app_context.audit_store)
         result = await call(app_context, context, body)
     except RelayedError as error:

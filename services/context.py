@@ -166,7 +166,7 @@ class AppContext:
             from .inference import InferenceGateway
 
             settings = self.settings
-            return InferenceGateway(settings, self.token_provider(settings.azure_openai_scope))
+            return InferenceGateway(settings, self.data_plane_tokens)
 
         return self._made("_gateway", make)
 

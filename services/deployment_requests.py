@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from .errors import ValidationError
 from .validation import StrictModel, parse_model
-from .web import parse_json_object
+from .web import RawBody, parse_json_object
 
 DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
 SKU_NAMES = (
@@ -78,12 +78,12 @@ class ScaleRequest(StrictModel):
     tags: Tags | None = None
 
 
-def parse_put(raw: bytes | dict[str, Any]) -> DeploymentRequest:
+def parse_put(raw: RawBody | dict[str, Any]) -> DeploymentRequest:
     data = raw if isinstance(raw, dict) else parse_json_object(raw, example=PUT_EXAMPLE)
     return parse_model(DeploymentRequest, data, hints=_HINTS)
 
 
-def parse_patch(raw: bytes) -> ScaleRequest:
+def parse_patch(raw: RawBody) -> ScaleRequest:
     request = parse_model(ScaleRequest, parse_json_object(raw, example=PATCH_EXAMPLE))
     if request.capacity is not None and request.sku is not None:
         raise ValidationError(

@@ -32,7 +32,7 @@ from .lro import LongRunningOperation, PollOutcome
 from .results import OperationResult, Outcome
 from .settings import Account, Settings
 from .tenants import SourceLink, TokensFor, source_link, tenant_of
-from .web import parse_wait
+from .web import RawBody, parse_wait
 
 _NOT_FOUND_CODES = ("DeploymentNotFound", "NotFound")  # ResourceNotFound: the account itself is missing
 
@@ -92,7 +92,7 @@ class DeploymentService:
         self,
         alias: str | None,
         name: str,
-        raw_body: bytes | dict[str, Any],
+        raw_body: RawBody | dict[str, Any],
         *,
         wait: str | None = None,
         request_id: str | None = None,
@@ -115,7 +115,7 @@ class DeploymentService:
         self,
         alias: str | None,
         name: str,
-        raw_body: bytes,
+        raw_body: RawBody,
         *,
         wait: str | None = None,
         request_id: str | None = None,

@@ -19,7 +19,7 @@ from .errors import Conflict, NotFound, RelayedError, ValidationError
 from .inference import InferenceGateway
 from .results import OperationResult
 from .validation import StrictModel, parse_model
-from .web import parse_json_object
+from .web import RawBody, parse_json_object
 
 RunBlocking = Callable[..., Awaitable[Any]]
 
@@ -83,7 +83,7 @@ async def get_job(alias: str | None, job_id: str, *, request_id: str, gateway: I
 async def deploy_from_job(
     alias: str | None,
     job_id: str,
-    raw_body: bytes,
+    raw_body: RawBody,
     *,
     wait: str | None,
     request_id: str,

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
 from .inference import InferenceGateway, SlicedBody
 from .results import ProxyResponse
-from .web import parse_int
+from .web import RawBody, parse_int
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_TOKENS = 1000
@@ -31,7 +31,7 @@ _SIGNATURES = (
 )
 
 
-def image_type(data: bytes) -> str | None:
+def image_type(data: RawBody) -> str | None:
     """The MIME type from the bytes' signature (never from a header or file name), or None."""
     for signature, mime in _SIGNATURES:
         if data.startswith(signature):
@@ -50,7 +50,7 @@ class ImageRequest:
 
 
 def check_request(
-    image: bytes,
+    image: RawBody,
     instructions: str | None,
     deployment: str | None,
     max_tokens: str | None,
@@ -95,7 +95,7 @@ def check_request(
 SLICE_BYTES = 3 * 256 * 1024
 
 
-def chat_body(request: ImageRequest, image: bytes) -> SlicedBody:
+def chat_body(request: ImageRequest, image: RawBody) -> SlicedBody:
     """The chat-completions JSON around the image as a data URL, sent as slices: the image is base64-encoded
     one slice at a time while it is uploaded, so its whole base64 form never exists in memory."""
     marker = "\x00IMAGE\x00"
@@ -129,7 +129,7 @@ def chat_body(request: ImageRequest, image: bytes) -> SlicedBody:
 
 
 async def analyse_image(
-    image: bytes,
+    image: RawBody,
     *,
     instructions: str | None,
     deployment: str | None,

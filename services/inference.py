@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +29,7 @@ from .identity import TokenProvider
 from .results import ProxyResponse
 from .settings import Account, Settings
 from .upstream import MAX_CACHED_TARGETS, Answer, Body, SlicedBody, Target, Upstream, make_target
-from .web import parse_json_object, retry_after_seconds
+from .web import RawBody, parse_json_object, retry_after_seconds
 
 __all__ = ["MAX_CACHED_CLIENTS", "Body", "CallRecord", "InferenceGateway", "SlicedBody"]
 
@@ -82,9 +82,13 @@ class CallRecord:
 
 
 class InferenceGateway:
-    def __init__(self, settings: Settings, token: TokenProvider, *, upstream: Upstream | None = None) -> None:
+    def __init__(
+        self, settings: Settings, tokens: Callable[[Account], TokenProvider], *, upstream: Upstream | None = None
+    ) -> None:
+        """`tokens` gives an account's data-plane token provider (of the account's own tenant)."""
         self.settings = settings
-        self._token = token
+        self._tokens = tokens
+        self._token_of: dict[str, TokenProvider] = {}  # per configured account alias
         self._clients: OrderedDict[tuple[str, str], Target] = OrderedDict()
         tuning = settings.inference
         self.upstream = upstream or Upstream(pool_size=tuning.pool_size, timeout_seconds=tuning.timeout_seconds)
@@ -96,7 +100,7 @@ class InferenceGateway:
         alias: str | None,
         deployment: str,
         api_version: str | None,
-        raw_body: bytes,
+        raw_body: RawBody,
         *,
         request_id: str,
         caller: str | None = None,
@@ -107,7 +111,7 @@ class InferenceGateway:
         streaming = payload.get("stream") is True
         record = CallRecord(account.alias, deployment, "chat.completions", caller=caller, stream=streaming)
         hide_usage = False
-        content = raw_body  # forwarded as sent
+        content = raw_body if isinstance(raw_body, bytes) else bytes(raw_body)  # forwarded as sent
         if streaming:
             options = payload.get("stream_options")
             if options is not None and not isinstance(options, dict):
@@ -240,8 +244,11 @@ class InferenceGateway:
     ) -> Answer | ProxyResponse:
         """The upstream answer (body unread), or a ProxyResponse carrying an upstream error to relay."""
         target = self.client(account, api_version)
+        token = self._token_of.get(account.alias)
+        if token is None:
+            token = self._token_of.setdefault(account.alias, self._tokens(account))
         for attempt in (1, 2):
-            headers = [("authorization", "Bearer " + await self._token.aget()), ("x-ms-client-request-id", request_id)]
+            headers = [("authorization", "Bearer " + await token.aget()), ("x-ms-client-request-id", request_id)]
             if content is not None:
                 headers.append(("content-type", "application/json"))
             try:

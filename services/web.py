@@ -17,6 +17,8 @@ from typing import Any
 from .errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
 
 MAX_JSON_BODY_BYTES = 64 * 1024
+# A request body as the routes read it: bytes, or one buffer for a large raw body (an image).
+RawBody = bytes | bytearray
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
 
@@ -28,7 +30,7 @@ def request_id_from(headers: Mapping[str, str]) -> str:
     return str(uuid.uuid4())
 
 
-def parse_json_object(raw: bytes, *, example: str, max_bytes: int = MAX_JSON_BODY_BYTES) -> dict[str, Any]:
+def parse_json_object(raw: RawBody, *, example: str, max_bytes: int = MAX_JSON_BODY_BYTES) -> dict[str, Any]:
     """A request body that must be one JSON object; anything else is a 4xx saying what to send."""
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"The request body is over the limit of {max_bytes} bytes.")

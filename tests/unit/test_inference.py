@@ -27,7 +27,7 @@ def gateway(allowed: list[str]) -> InferenceGateway:
         }
     }
     token = TokenProvider("https://cognitiveservices.azure.com/.default", credential=object())  # type: ignore[arg-type]
-    return InferenceGateway(load_settings({"AZURE_OPENAI_ACCOUNTS": json.dumps(accounts)}), token)
+    return InferenceGateway(load_settings({"AZURE_OPENAI_ACCOUNTS": json.dumps(accounts)}), lambda _account: token)
 
 
 def test_allow_list() -> None:

@@ -71,7 +71,7 @@ def make(pooled: Handler, fresh: Handler | None = None, **env: str) -> tuple[Inf
         timeout_seconds=settings.inference.timeout_seconds,
         transports=lambda size: (first, second),
     )
-    return InferenceGateway(settings, Token(), upstream=upstream), first, second
+    return InferenceGateway(settings, lambda _account: Token(), upstream=upstream), first, second
 
 
 def ok(request: httpx2.Request) -> httpx2.Response:
