@@ -13,6 +13,7 @@
 # Needs az (signed in, allowed to create app registrations) and azd. Display name: AUTH_APP_NAME, by default
 # fine-tuned-deployments-<AZURE_ENV_NAME>.
 set -eu
+. "$(dirname "$0")/entra-common.sh"
 
 if [ -n "${AUTH_CLIENT_ID:-}" ]; then
   echo "AUTH_CLIENT_ID is set: using app registration $AUTH_CLIENT_ID."
@@ -23,24 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 template="$here/../entra/app-registration.json"
 preauthorize="$here/../entra/api-preauthorize-azure-cli.json"
 name="${AUTH_APP_NAME:-fine-tuned-deployments-${AZURE_ENV_NAME:?AZURE_ENV_NAME is not set: run this through azd}}"
-case "$name" in
-  '' | *[!A-Za-z0-9._\ -]*)
-    echo "AUTH_APP_NAME may hold only letters, digits, spaces, '.', '_' and '-' (got: $name)." >&2
-    exit 1
-    ;;
-esac
-
-# Entra replicates a new application for a few seconds: retry the calls that follow its creation.
-retry() {
-  attempt=1
-  until "$@"; do
-    if [ "$attempt" -ge 6 ]; then
-      return 1
-    fi
-    attempt=$((attempt + 1))
-    sleep "${RETRY_DELAY_SECONDS:-5}"
-  done
-}
+check_display_name AUTH_APP_NAME "$name"
 
 graph=$(az cloud show --query endpoints.microsoftGraphResourceId -o tsv)
 graph="${graph%/}/v1.0"

@@ -18,6 +18,7 @@
 # Needs az (signed in, allowed to create app registrations) and azd. Reads the provision outputs azd exports:
 # AZURE_TENANT_ID, AZURE_RESOURCE_GROUP, FUNCTION_APP_NAME, FUNCTION_APP_PRINCIPAL_ID, APP_IDENTITY_PRINCIPAL_ID.
 set -eu
+. "$(dirname "$0")/entra-common.sh"
 
 if [ "${CROSS_TENANT_APP:-false}" != "true" ]; then
   echo "CROSS_TENANT_APP is not true: no multi-tenant app (accounts in other tenants are not used)."
@@ -32,27 +33,10 @@ if [ "$principal" = "${FUNCTION_APP_PRINCIPAL_ID:-}" ]; then
   exit 1
 fi
 name="${CROSS_TENANT_APP_NAME:-fine-tuned-deployments-cross-tenant-${AZURE_ENV_NAME:?AZURE_ENV_NAME is not set}}"
-case "$name" in
-  '' | *[!A-Za-z0-9._\ -]*)
-    echo "CROSS_TENANT_APP_NAME may hold only letters, digits, spaces, '.', '_' and '-' (got: $name)." >&2
-    exit 1
-    ;;
-esac
+check_display_name CROSS_TENANT_APP_NAME "$name"
 authority="${AZURE_AUTHORITY_HOST:-https://login.microsoftonline.com}"
 authority="${authority%/}"
 audience="${CROSS_TENANT_AUDIENCE:-api://AzureADTokenExchange}"
-
-# Entra replicates a new application for a few seconds: retry the calls that follow its creation.
-retry() {
-  attempt=1
-  until "$@"; do
-    if [ "$attempt" -ge 6 ]; then
-      return 1
-    fi
-    attempt=$((attempt + 1))
-    sleep "${RETRY_DELAY_SECONDS:-5}"
-  done
-}
 
 client_id="${CROSS_TENANT_APP_CLIENT_ID:-}"
 if [ -z "$client_id" ]; then

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from . import fake_cli as fake_cli_module
 from .bicep_tools import INFRA, REPO
 
 SCRIPT = INFRA / "scripts" / "ensure-app-registration.sh"
@@ -20,16 +18,8 @@ CLIENT_ID = "5d2c1d6e-0c3f-4c4e-9d61-1b8a3c2f9e10"
 AZURE_CLI = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # the Azure CLI's well-known client id
 USER_IMPERSONATION = "ed4de775-253c-436c-922c-a5a20c8bf409"
 
-# A stand-in for az and azd: logs each call as JSON and answers from environment variables.
-FAKE_CLI = """\
-import json, os, sys
-args = sys.argv[1:]
-entry = {"tool": os.path.basename(sys.argv[0]), "args": args}
-if "--body" in args and args[args.index("--body") + 1].startswith("@"):
-    with open(args[args.index("--body") + 1][1:], encoding="utf-8") as body:
-        entry["body"] = json.load(body)
-with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as log:
-    log.write(json.dumps(entry) + "\\n")
+# How the fake az answers (fake_cli.py logs every call).
+ANSWERS = """\
 if args[:2] == ["cloud", "show"]:
     print("https://graph.microsoft.com/")
 elif args[:3] == ["ad", "app", "list"]:
@@ -64,20 +54,8 @@ def test_app_registration_definition() -> None:
 
 @pytest.fixture
 def fake_cli(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("az", "azd"):
-        path = bin_dir / tool
-        path.write_text(f"#!{sys.executable}\n{FAKE_CLI}", encoding="utf-8")
-        path.chmod(0o755)
-    log = tmp_path / "calls.jsonl"
-    env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FAKE_LOG": str(log),
-        "AZURE_ENV_NAME": "dev",
-        "RETRY_DELAY_SECONDS": "0",
-    }
-    return env, log
+    env, log = fake_cli_module.install(tmp_path, ANSWERS)
+    return {**env, "AZURE_ENV_NAME": "dev", "RETRY_DELAY_SECONDS": "0"}, log
 
 
 def _run(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
@@ -86,10 +64,7 @@ def _run(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _calls(log: Path) -> list[dict[str, Any]]:
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+_calls = fake_cli_module.calls
 
 
 def test_hook_does_nothing_when_the_client_id_is_set(fake_cli: tuple[dict[str, str], Path]) -> None:

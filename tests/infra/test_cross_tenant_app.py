@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from . import fake_cli
 from .bicep_tools import INFRA, REPO
 
 SCRIPT = INFRA / "scripts" / "ensure-cross-tenant-app.sh"
@@ -20,16 +18,8 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 IDENTITY = "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a"
 SYSTEM = "9e8d7c6b-5a49-4382-8170-6f5e4d3c2b1a"
 
-# A stand-in for az and azd: logs each call as JSON and answers from environment variables.
-FAKE_CLI = """\
-import json, os, sys
-args = sys.argv[1:]
-entry = {"tool": os.path.basename(sys.argv[0]), "args": args}
-if "--parameters" in args and args[args.index("--parameters") + 1].startswith("@"):
-    with open(args[args.index("--parameters") + 1][1:], encoding="utf-8") as body:
-        entry["body"] = json.load(body)
-with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as log:
-    log.write(json.dumps(entry) + "\\n")
+# How the fake az answers (fake_cli.py logs every call).
+ANSWERS = """\
 if args[:3] == ["ad", "app", "list"]:
     print(os.environ.get("FAKE_EXISTING_APP", ""))
 elif args[:3] == ["ad", "app", "create"]:
@@ -43,16 +33,9 @@ elif args[:4] == ["ad", "app", "federated-credential", "list"]:
 
 @pytest.fixture
 def run(tmp_path: Path) -> Any:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("az", "azd"):
-        path = bin_dir / tool
-        path.write_text(f"#!{sys.executable}\n{FAKE_CLI}", encoding="utf-8")
-        path.chmod(0o755)
-    log = tmp_path / "calls.jsonl"
+    fake, log = fake_cli.install(tmp_path, ANSWERS)
     provisioned = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FAKE_LOG": str(log),
+        **fake,
         "RETRY_DELAY_SECONDS": "0",
         "AZURE_ENV_NAME": "dev",
         "AZURE_TENANT_ID": TENANT,
@@ -73,8 +56,7 @@ def run(tmp_path: Path) -> Any:
             timeout=60,
             check=False,
         )
-        calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
-        return done, calls
+        return done, fake_cli.calls(log)
 
     return go
 
