@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response, StreamingResponse
 
@@ -24,7 +25,6 @@ from services.results import OperationResult, ProxyResponse
 from services.web import MAX_JSON_BODY_BYTES, RawBody, check_json_content_type, request_id_from
 
 ROUTE_PREFIX = "/api"  # host.json keeps the Functions default routePrefix "api"
-MAX_INFERENCE_BODY_BYTES = 100 * 1024 * 1024  # the host's own limit; the service applies its lower setting
 MAX_IMAGE_BODY_BYTES = 20 * 1024 * 1024
 log = logging.getLogger("function_app")
 
@@ -104,7 +104,7 @@ async def chat_completions(req: Request) -> Response:
         lambda app, c, body: app.gateway.chat_completions(
             account, deployment, version, body, request_id=c.request_id, caller=c.caller_id
         ),
-        body_limit=MAX_INFERENCE_BODY_BYTES,
+        body_limit=lambda app: app.settings.inference.max_body_bytes,  # read no further than the setting
     )
 
 
@@ -250,7 +250,12 @@ async def _read_into_buffer(req: Request, limit: int) -> bytearray:
 
 
 async def _respond(
-    req: Request, role: Role | None, call: Call, *, body_limit: int = 0, json_body: bool = True
+    req: Request,
+    role: Role | None,
+    call: Call,
+    *,
+    body_limit: int | Callable[[AppContext], int] = 0,
+    json_body: bool = True,
 ) -> Response:
     """Authorize, read the body (only then), call the service, and map what comes back."""
     request_id = request_id_from(req.headers)
@@ -261,8 +266,9 @@ async def _respond(
         if body_limit and json_body:
             check_json_content_type(req.headers.get("content-type"))
         body: RawBody = b""
-        if body_limit:
-            body = await (_read_body(req, body_limit) if json_body else _read_into_buffer(req, body_limit))
+        limit = body_limit(app_context) if callable(body_limit) else body_limit
+        if limit:
+            body = await (_read_body(req, limit) if json_body else _read_into_buffer(req, limit))
         context = RequestContext(request_id, caller, lambda: app_context.audit_store)
         result = await call(app_context, context, body)
     except RelayedError as error:
@@ -298,11 +304,31 @@ def _operation_response(result: OperationResult, headers: dict[str, str]) -> Res
     return JSONResponse(result.resource, status_code=result.status, headers=headers)
 
 
+class _ClosingStreamingResponse(StreamingResponse):  # type: ignore[misc]  # the extension ships no types
+    """A relayed stream whose upstream side is released when the answer ends, even when the caller left before
+    the first chunk (then the stream itself never started, so its own clean-up never runs)."""
+
+    def __init__(self, *args: Any, close: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._close = close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):  # a disconnect cancels the answer; the release must still run
+                await self._close()
+
+
 def _proxy_response(result: ProxyResponse, request_id: str) -> Response:
     # x-request-id is this service's id, as on every answer; Azure's own comes back as x-ms-request-id, and
     # apim-request-id as Azure sent it (what Azure support asks for).
     headers = {**result.headers, "x-request-id": request_id, "x-ms-client-request-id": request_id}
     media_type = headers.pop("content-type", None)
+    if result.stream is not None and result.close is not None:
+        return _ClosingStreamingResponse(
+            result.stream, status_code=result.status, headers=headers, media_type=media_type, close=result.close
+        )
     if result.stream is not None:
         return StreamingResponse(result.stream, status_code=result.status, headers=headers, media_type=media_type)
     return Response(result.body, status_code=result.status, headers=headers, media_type=media_type)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+TOKEN_THREADS = 4  # token refreshes are rare (once per lifetime per tenant and scope) and short
 
 
 class AppContext:
@@ -47,6 +48,7 @@ class AppContext:
         self._settings: Settings | ConfigurationError | None = None
         self._credential = credential
         self._pool: ThreadPoolExecutor | None = None
+        self._token_pool: ThreadPoolExecutor | None = None
         self._providers: dict[str, TokenProvider] = {}
         self._arm: ArmClient | None = None
         self._tenants: TenantTokens | None = None
@@ -81,7 +83,7 @@ class AppContext:
         provider = self._providers.get(scope)
         if provider is None:
             with self._lock:
-                provider = self._providers.setdefault(scope, TokenProvider(scope, self.credential, self.run_blocking))
+                provider = self._providers.setdefault(scope, TokenProvider(scope, self.credential, self.refresh_token))
         return provider
 
     # Accounts in other tenants (services.tenants)
@@ -91,7 +93,7 @@ class AppContext:
         def make() -> TenantTokens:
             from .tenants import TenantTokens
 
-            return TenantTokens(self.settings, self.credential, self.run_blocking)
+            return TenantTokens(self.settings, self.credential, self.refresh_token)
 
         return self._made("_tenants", make)
 
@@ -193,8 +195,8 @@ class AppContext:
     # Blocking calls
 
     async def run_blocking(self, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
-        """Run a blocking call (ARM, Table Storage, a token refresh) in a worker thread, keeping the caller's
-        context variables, so the event loop never waits on I/O."""
+        """Run a blocking call (ARM, Table Storage) in a worker thread, keeping the caller's context variables,
+        so the event loop never waits on I/O."""
         pool = self._pool
         if pool is None:
             with self._lock:
@@ -202,8 +204,18 @@ class AppContext:
                     size = self.settings.blocking_threads
                     self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="blocking")
                 pool = self._pool
-        bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(pool, bound)
+        return await _in(pool, call, *args, **kwargs)
+
+    async def refresh_token(self, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """A token refresh for the async path, in threads of its own: the blocking ones may all be held by
+        changes that wait on ARM (`?wait`, the account lock), and inference must not wait behind them."""
+        pool = self._token_pool
+        if pool is None:
+            with self._lock:
+                if self._token_pool is None:
+                    self._token_pool = ThreadPoolExecutor(max_workers=TOKEN_THREADS, thread_name_prefix="token")
+                pool = self._token_pool
+        return await _in(pool, call, *args, **kwargs)
 
     # Start and stop
 
@@ -235,12 +247,18 @@ class AppContext:
                 if callable(closer):
                     closer()
                 setattr(self, attribute, None)
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            for pool in (self._pool, self._token_pool):
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._token_pool = None
             self._deployments = None
             self._gateway = None
             self._providers.clear()
+
+
+async def _in(pool: ThreadPoolExecutor, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+    bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(pool, bound)
 
 
 _process: AppContext | None = None

@@ -123,7 +123,7 @@ class DeploymentService:
     ) -> OperationResult:
         account = self._target(alias, name)
         request = parse_patch(raw_body)
-        summary = request.model_dump(exclude_none=True)
+        summary = request.model_dump(exclude_none=True, exclude={"tags"})  # as for PUT: tags can be large
         return self._mutate(
             account, name, wait, request_id, audit, "scale", summary, lambda change: self._scale(change, request)
         )

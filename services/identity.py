@@ -96,13 +96,23 @@ class TokenProvider:
         return token.token if now < renew_at and now < token.expires_on else None
 
     def _fetch(self) -> AccessTokenInfo:
-        from azure.core.exceptions import ClientAuthenticationError
+        from azure.core.exceptions import AzureError, ClientAuthenticationError
 
         credential: Any = self._credential
         try:
             return credential.get_token_info(self.scope)  # type: ignore[no-any-return]
         except ClientAuthenticationError as error:
             raise self._failure(self.scope, error) from None
+        except AzureError as error:
+            # The token endpoint could not be reached (a credential that is not DefaultAzureCredential, e.g. the
+            # one of another tenant, raises the transport's error as it is): a 503 to retry, not a 500.
+            reason = type(error.inner_exception or error).__name__
+            log.warning("No token for scope %s: the token endpoint could not be reached (%s)", self.scope, reason)
+            raise IdentityUnavailable(
+                f"The service could not reach the token endpoint for {self.scope} ({reason}). Try again; if it "
+                f"persists, {IDENTITY_HINT[0].lower()}{IDENTITY_HINT[1:]}",
+                headers={"Retry-After": "10"},
+            ) from None
 
 
 class ProviderCredential:

@@ -137,7 +137,8 @@ class InferenceGateway:
                 record.take_usage(_usage_of(body))
             record.write()
             return ProxyResponse(answer.status, headers, body=body)
-        return ProxyResponse(answer.status, headers, stream=_relay_events(answer, record, hide_usage))
+        end = _StreamEnd(answer, record)
+        return ProxyResponse(answer.status, headers, stream=_relay_events(answer, record, hide_usage, end), close=end)
 
     async def completion_json(
         self,
@@ -272,7 +273,23 @@ class InferenceGateway:
         raise AssertionError("unreachable")
 
 
-async def _relay_events(answer: Any, record: CallRecord, hide_usage: bool) -> AsyncIterator[bytes]:
+class _StreamEnd:
+    """The end of a relayed stream, once: the upstream answer closed (its pool slot released), the call logged."""
+
+    def __init__(self, answer: Any, record: CallRecord) -> None:
+        self._answer: Any = answer
+        self._record = record
+
+    async def __call__(self) -> None:
+        answer, self._answer = self._answer, None
+        if answer is not None:
+            try:
+                await answer.aclose()
+            finally:
+                self._record.write()
+
+
+async def _relay_events(answer: Any, record: CallRecord, hide_usage: bool, end: _StreamEnd) -> AsyncIterator[bytes]:
     """Yield upstream SSE events as soon as each is complete, noting usage; drop the usage chunk if asked."""
     buffer = b""
     try:
@@ -291,8 +308,7 @@ async def _relay_events(answer: Any, record: CallRecord, hide_usage: bool) -> As
         if buffer.strip():
             yield buffer
     finally:
-        await answer.aclose()
-        record.write()
+        await end()
 
 
 def _take_usage_event(event: bytes, record: CallRecord) -> bool:

@@ -90,8 +90,17 @@ class LongRunningOperation:
             return self._poll_location(headers["Location"])
         return self._poll_resource()
 
+    def _still_running(self, response: ArmResponse) -> PollOutcome | None:
+        """A poll that ARM throttled or failed (after the client's own retries) says nothing about the
+        operation: it is still running as far as anyone knows, and is polled again until the deadline."""
+        if response.status in (408, 429) or response.status >= 500:
+            return PollOutcome("InProgress", retry_after=retry_after_seconds(response.headers))
+        return None
+
     def _poll_async_operation(self, url: str) -> PollOutcome:
         response = self._get(url)
+        if (running := self._still_running(response)) is not None:
+            return running
         if response.status >= 400:
             return PollOutcome("Failed", error=response.error())
         body = response.body if isinstance(response.body, dict) else {}
@@ -104,6 +113,8 @@ class LongRunningOperation:
 
     def _poll_location(self, url: str) -> PollOutcome:
         response = self._get(url)
+        if (running := self._still_running(response)) is not None:
+            return running
         if response.status == 202:
             return PollOutcome("InProgress", retry_after=retry_after_seconds(response.headers))
         if response.status >= 400:
@@ -113,6 +124,8 @@ class LongRunningOperation:
 
     def _poll_resource(self) -> PollOutcome:
         response = self._get(self.resource_url)
+        if (running := self._still_running(response)) is not None:
+            return running
         if response.status == 404 and self.method == "DELETE":
             return PollOutcome("Succeeded", gone=True)
         if response.status >= 400:

@@ -6,7 +6,7 @@ these types, and none of them needs to import another for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,3 +37,6 @@ class ProxyResponse:
     headers: dict[str, str]
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+    # Releases what a stream holds upstream; the route calls it when the answer ends, however it ends
+    # (a caller gone before the first chunk never runs the stream's own clean-up). Safe to call twice.
+    close: Callable[[], Awaitable[None]] | None = None

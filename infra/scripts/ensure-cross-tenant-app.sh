@@ -3,9 +3,11 @@
 # user-assigned managed identity reaches Azure OpenAI accounts in other Microsoft Entra tenants.
 #
 # Opt-in: runs only when the azd environment says CROSS_TENANT_APP=true. Secret-free and idempotent:
-# - reuses the app named by CROSS_TENANT_APP_CLIENT_ID, or the one with the display name CROSS_TENANT_APP_NAME
-#   (default fine-tuned-deployments-cross-tenant-<AZURE_ENV_NAME>), or creates it multi-tenant
-#   (AzureADMultipleOrgs) with no secret and no certificate;
+# - reuses the app named by CROSS_TENANT_APP_CLIENT_ID (which this hook stores after creating it; an app is
+#   never picked by its display name, which anyone in the tenant could have registered first), after checking
+#   it is multi-tenant; or creates it, named CROSS_TENANT_APP_NAME (default
+#   fine-tuned-deployments-cross-tenant-<AZURE_ENV_NAME>), multi-tenant (AzureADMultipleOrgs), with no secret
+#   and no certificate;
 # - makes sure its service principal exists in the home tenant;
 # - adds the federated identity credential that trusts the identity: issuer <authority>/<home tenant>/v2.0,
 #   subject the identity's principal id, audience api://AzureADTokenExchange (the public cloud's; set
@@ -39,10 +41,13 @@ authority="${authority%/}"
 audience="${CROSS_TENANT_AUDIENCE:-api://AzureADTokenExchange}"
 
 client_id="${CROSS_TENANT_APP_CLIENT_ID:-}"
-if [ -z "$client_id" ]; then
-  client_id=$(az ad app list --display-name "$name" --query '[0].appId' -o tsv)
-fi
 if [ -n "$client_id" ]; then
+  audience_of_app=$(az ad app show --id "$client_id" --query signInAudience -o tsv)
+  if [ "$audience_of_app" != "AzureADMultipleOrgs" ]; then
+    echo "App $client_id (CROSS_TENANT_APP_CLIENT_ID) signs in '$audience_of_app', not AzureADMultipleOrgs:" >&2
+    echo "other tenants could not consent to it. Name a multi-tenant app, or unset it to create one." >&2
+    exit 1
+  fi
   echo "Using the multi-tenant app $client_id."
 else
   echo "Creating the multi-tenant app '$name'."
@@ -55,8 +60,11 @@ if [ -z "$sp_id" ]; then
 fi
 
 credential="function-app-identity"
-existing=$(az ad app federated-credential list --id "$client_id" --query "[?name=='$credential'].subject" -o tsv)
-if [ "$existing" != "$principal" ]; then
+# Issuer, subject and audience must all match: a credential left from another identity or cloud is replaced.
+wanted=$(printf '%s %s %s' "$authority/$tenant/v2.0" "$principal" "$audience")
+existing=$(az ad app federated-credential list --id "$client_id" \
+  --query "[?name=='$credential'].[issuer, subject, audiences[0]]" -o tsv | tr '\t' ' ')
+if [ "$existing" != "$wanted" ]; then
   if [ -n "$existing" ]; then
     retry az ad app federated-credential delete --id "$client_id" --federated-credential-id "$credential"
   fi

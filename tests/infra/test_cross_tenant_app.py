@@ -20,14 +20,14 @@ SYSTEM = "9e8d7c6b-5a49-4382-8170-6f5e4d3c2b1a"
 
 # How the fake az answers (fake_cli.py logs every call).
 ANSWERS = """\
-if args[:3] == ["ad", "app", "list"]:
-    print(os.environ.get("FAKE_EXISTING_APP", ""))
+if args[:3] == ["ad", "app", "show"]:
+    print(os.environ.get("FAKE_APP_AUDIENCE", "AzureADMultipleOrgs"))
 elif args[:3] == ["ad", "app", "create"]:
     print(os.environ["FAKE_NEW_APP"])
 elif args[:3] == ["ad", "sp", "list"]:
     print(os.environ.get("FAKE_EXISTING_SP", ""))
 elif args[:4] == ["ad", "app", "federated-credential", "list"]:
-    print(os.environ.get("FAKE_CREDENTIAL_SUBJECT", ""))
+    print(os.environ.get("FAKE_CREDENTIAL", ""))
 """
 
 
@@ -89,19 +89,37 @@ def test_creates_a_multi_tenant_app_trusting_the_user_assigned_identity(run: Any
     assert f"/adminconsent?client_id={APP}" in done.stdout
 
 
+CREDENTIAL = f"https://login.microsoftonline.com/{TENANT}/v2.0\t{IDENTITY}\tapi://AzureADTokenExchange"
+
+
 def test_an_existing_app_and_credential_are_reused(run: Any) -> None:
-    done, calls = run(CROSS_TENANT_APP_CLIENT_ID=APP, FAKE_EXISTING_SP="sp", FAKE_CREDENTIAL_SUBJECT=IDENTITY)
+    done, calls = run(CROSS_TENANT_APP_CLIENT_ID=APP, FAKE_EXISTING_SP="sp", FAKE_CREDENTIAL=CREDENTIAL)
     assert done.returncode == 0, done.stderr
     args = [c["args"] for c in calls]
     assert not [a for a in args if a[:3] in (["ad", "app", "create"], ["ad", "sp", "create"])]
     assert not [a for a in args if a[:4] == ["ad", "app", "federated-credential", "create"]]
 
 
-def test_a_credential_for_another_identity_is_replaced(run: Any) -> None:
-    done, calls = run(CROSS_TENANT_APP_CLIENT_ID=APP, FAKE_EXISTING_SP="sp", FAKE_CREDENTIAL_SUBJECT="someone-else")
+@pytest.mark.parametrize(
+    "left", [CREDENTIAL.replace(IDENTITY, "someone-else"), CREDENTIAL.replace("TokenExchange", "TokenExchangeUSGov")]
+)
+def test_a_credential_for_another_identity_or_audience_is_replaced(run: Any, left: str) -> None:
+    done, calls = run(CROSS_TENANT_APP_CLIENT_ID=APP, FAKE_EXISTING_SP="sp", FAKE_CREDENTIAL=left)
     assert done.returncode == 0, done.stderr
     verbs = [c["args"][3] for c in calls if c["args"][:3] == ["ad", "app", "federated-credential"]]
     assert verbs == ["list", "delete", "create"]
+
+
+def test_an_app_is_never_picked_by_its_display_name(run: Any) -> None:
+    done, calls = run(FAKE_NEW_APP=APP)
+    assert done.returncode == 0, done.stderr
+    assert not [c for c in calls if c["args"][:3] == ["ad", "app", "list"]]
+
+
+def test_a_single_tenant_app_is_refused(run: Any) -> None:
+    done, calls = run(CROSS_TENANT_APP_CLIENT_ID=APP, FAKE_APP_AUDIENCE="AzureADMyOrg")
+    assert done.returncode == 1 and "AzureADMultipleOrgs" in done.stderr
+    assert not [c for c in calls if c["args"][:4] == ["ad", "app", "federated-credential", "create"]]
 
 
 def test_the_system_assigned_identity_is_refused(run: Any) -> None:

@@ -222,3 +222,21 @@ def test_lro_without_retry_after_polls_soon_then_backs_off() -> None:
     outcome = _operation(client, "PUT", initial).poll_until(clock() + 120)
     assert outcome.state == "Succeeded"
     assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_throttled_or_failing_poll_is_not_a_failed_operation(status: int) -> None:
+    """A status poll ARM throttled or failed (beyond the client's retries) says nothing about the operation:
+    it is polled again, and the operation's own answer decides."""
+    answers = iter([(status, {"Retry-After": "3"}, {"error": {"code": "Busy"}}), (200, {}, {"status": "Succeeded"})])
+
+    def handler(call: Call) -> tuple[int, dict[str, str], object]:
+        if "operationStatuses" in call.path:
+            return next(answers)
+        return 200, {}, {"name": "d1", "properties": {"provisioningState": "Succeeded"}}
+
+    client, _, clock = make_client(handler, tuning=ArmTuning(retry_total=0, poll_interval_seconds=2))
+    initial = (201, {"Azure-AsyncOperation": f"{ARM}/operationStatuses/1?api-version=2024-10-01"}, None)
+    outcome = _operation(client, "PUT", initial).poll_until(clock() + 60)
+    assert outcome.state == "Succeeded"
+    assert 3.0 in clock.sleeps  # the throttled poll's Retry-After was honoured

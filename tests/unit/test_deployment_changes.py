@@ -222,3 +222,12 @@ def test_an_unchanged_put_is_recorded_as_changing_nothing() -> None:
     assert writes(calls) == []
     [record] = store.records()
     assert record["changed"] is False and record["action"] == "update"
+
+
+def test_a_scale_records_no_tag_values_in_the_audit_trail() -> None:
+    """Tags can be large (50 tags of 256 characters): like PUT, the record keeps the rest of the request."""
+    svc, _ = service(lambda call: (200, {}, deployment(capacity=4)))
+    store = MemoryAuditStore()
+    svc.scale(None, "d1", json.dumps({"tags": {"team": "x" * 256}}).encode(), audit=trail(store))
+    [record] = store.records()
+    assert record["request"] == {} and "xxxx" not in json.dumps(record)

@@ -79,3 +79,16 @@ def test_failure_is_identity_unavailable_with_the_managed_identity_reason() -> N
     assert raised.value.status == 503
     assert "ManagedIdentityCredential: identity endpoint answered 503" in raised.value.message
     assert "IDENTITY_ENDPOINT" in raised.value.message
+
+
+def test_an_unreachable_token_endpoint_is_503_to_retry() -> None:
+    """A credential other than DefaultAzureCredential (another tenant's) raises the transport's own error."""
+    from azure.core.exceptions import ServiceRequestError
+
+    class Unreachable:
+        def get_token_info(self, *scopes: str, options: object = None) -> AccessTokenInfo:
+            raise ServiceRequestError("connection refused")
+
+    with pytest.raises(IdentityUnavailable) as raised:
+        TokenProvider("https://x/.default", Unreachable())()  # type: ignore[arg-type]
+    assert raised.value.status == 503 and raised.value.headers["Retry-After"]

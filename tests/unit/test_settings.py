@@ -332,5 +332,3 @@ def test_every_setting_is_read(name: str) -> None:
     baseline = env(TWO, DEFAULT_ACCOUNT="main")
     changed = load_settings({**baseline, name: SAMPLES[name]})
     assert changed.model_dump() != load_settings(baseline).model_dump()
-
-

@@ -225,3 +225,32 @@ def test_a_path_with_its_own_query_keeps_it_beside_the_api_version() -> None:
     account = gateway.settings.account(None)
     asyncio.run(gateway.get_json(account, "/fine_tuning/jobs/j/checkpoints?limit=50", request_id="r", operation="c"))
     assert dict(pooled.requests[0].url.params) == {"limit": "50", "api-version": "2024-10-21"}
+
+
+def test_a_caller_gone_before_the_first_chunk_releases_the_upstream_slot() -> None:
+    """The route's streaming answer releases the upstream side even when the stream never started (a client
+    that disconnects at once): otherwise every such caller would keep a pool slot until the process ends."""
+    from function_app import _proxy_response
+
+    def sse(_: httpx2.Request) -> httpx2.Response:
+        body = b'data: {"choices":[]}\n\n'
+        return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    gateway, _, _ = make(sse)
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
+
+    async def disconnected_callers() -> int:
+        for _ in range(3):
+            relayed = await gateway.chat_completions(None, "d", "2024-10-21", body, request_id="r")
+            response = _proxy_response(relayed, "r")
+
+            async def receive() -> dict[str, str]:
+                return {"type": "http.disconnect"}
+
+            async def send(_: Any) -> None:
+                await asyncio.sleep(0.01)  # the caller is already gone
+
+            await response({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send)
+        return gateway.upstream.active
+
+    assert asyncio.run(disconnected_callers()) == 0
