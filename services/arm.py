@@ -108,8 +108,7 @@ class ArmClient:
         self.transport = transport or _pooled_transport(tuning)
         self._clock = clock or time.monotonic
         self._sleep = sleep
-        # `retry.clock` is the client's clock (callers compute deadlines on it).
-        self.retry = BoundedRetryPolicy(
+        retry = BoundedRetryPolicy(
             total=tuning.retry_total,
             backoff=tuning.retry_backoff_seconds,
             backoff_max=tuning.retry_backoff_max_seconds,
@@ -130,7 +129,7 @@ class ArmClient:
                 clock=self._clock,
                 sleep=sleep,
             ),
-            self.retry,
+            retry,
             BearerTokenCredentialPolicy(credential, scope),
             AuxiliaryTokenPolicy(),
             ArmTracingPolicy(),

@@ -279,3 +279,19 @@ def dataplane(
     yield data_plane
     data_plane.session.close()
     credential.close()
+
+
+class ClockedCreate:
+    """The simulator's state on a clock the test sets, with one deployment whose creation has started at
+    `start` and lasts `duration` seconds: no reading can land late on a busy machine."""
+
+    def __init__(self, name: str, start: float, duration: float) -> None:
+        from localdev.simulator.config import ModelSpec, SeedDeployment, parse_config
+        from localdev.simulator.state import Deployment, OperationKind, SimulatorState
+
+        self.now = start
+        self.state = SimulatorState(parse_config(BASE_CONFIG), lambda: self.now)
+        account = next(iter(self.state.accounts.values()))
+        self.deployment = Deployment.from_seed(SeedDeployment(name, ModelSpec("OpenAI", FT_MODEL, "1"), "Standard", 1))
+        account.deployments[name] = self.deployment
+        self.operation = self.state.start_operation(OperationKind.CREATE, account, self.deployment, duration=duration)

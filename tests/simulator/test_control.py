@@ -7,11 +7,9 @@ import time
 import requests
 
 from localdev.simulator import RunningSimulator
-from localdev.simulator.config import ModelSpec, SeedDeployment, parse_config
 from localdev.simulator.control_client import SimulatorControl
-from localdev.simulator.state import Deployment, OperationKind, SimulatorState
 
-from .conftest import ACCOUNT, BASE_CONFIG, DELAY, FT_MODEL, RG, SUB, Arm, deployment_body, fetch_token
+from .conftest import ACCOUNT, BASE_CONFIG, DELAY, FT_MODEL, RG, SUB, Arm, ClockedCreate, deployment_body, fetch_token
 
 
 def test_request_log_records_identity_and_arm_calls(
@@ -180,20 +178,16 @@ def test_a_reset_releases_held_operations(arm: Arm, control: SimulatorControl) -
 
 
 def test_the_operations_clock_leaves_out_the_time_they_were_held() -> None:
-    now = [100.0]
-    state = SimulatorState(parse_config(BASE_CONFIG), lambda: now[0])
-    account = next(iter(state.accounts.values()))
-    deployment = Deployment.from_seed(SeedDeployment("x", ModelSpec("OpenAI", FT_MODEL, "1"), "Standard", 1))
-    account.deployments["x"] = deployment
-    operation = state.start_operation(OperationKind.CREATE, account, deployment, duration=10)
-    now[0] = 104.0
+    create = ClockedCreate("x", start=100.0, duration=10)
+    state, deployment = create.state, create.deployment
+    create.now = 104.0
     state.hold()
-    now[0] = 1_000.0  # any time later: a held operation does not move
+    create.now = 1_000.0  # any time later: a held operation does not move
     state.settle()
     assert deployment.provisioning_state(state.now()) == "Creating"
     state.release()
-    now[0] = 1_005.9  # 4 s ran before the hold, 5.9 after: 0.1 s left
-    assert not operation.is_done(state.settle())
-    now[0] = 1_006.0
+    create.now = 1_005.9  # 4 s ran before the hold, 5.9 after: 0.1 s left
+    assert not create.operation.is_done(state.settle())
+    create.now = 1_006.0
     state.settle()
     assert deployment.operation is None and deployment.final_state == "Succeeded"

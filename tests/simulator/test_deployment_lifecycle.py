@@ -7,11 +7,9 @@ from typing import Any
 
 import requests
 
-from localdev.simulator.config import ModelSpec, SeedDeployment, parse_config
 from localdev.simulator.control_client import SimulatorControl
-from localdev.simulator.state import Deployment, OperationKind, SimulatorState
 
-from .conftest import ACCOUNT, BASE_CONFIG, FAILING_MODEL, FT_MODEL, SUB, Arm, deployment_body
+from .conftest import ACCOUNT, FAILING_MODEL, FT_MODEL, SUB, Arm, ClockedCreate, deployment_body
 
 
 def poll_async_operation(arm: Arm, url: str, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -70,16 +68,11 @@ def test_put_creates_through_accepted_and_creating_to_succeeded(arm: Arm) -> Non
 
 def test_create_shows_creating_after_the_first_third_of_the_delay() -> None:
     """On a clock the test sets, so no read can land late on a busy machine."""
-    now = [50.0]
-    state = SimulatorState(parse_config(BASE_CONFIG), lambda: now[0])
-    account = next(iter(state.accounts.values()))
-    deployment = Deployment.from_seed(SeedDeployment("ft-2", ModelSpec("OpenAI", FT_MODEL, "1"), "Standard", 1))
-    account.deployments["ft-2"] = deployment
-    state.start_operation(OperationKind.CREATE, account, deployment, duration=9)
+    create = ClockedCreate("ft-2", start=50.0, duration=9)
     seen = []
     for elapsed in (0, 2.9, 3, 4.5, 8.9, 9):
-        now[0] = 50.0 + elapsed
-        seen.append(deployment.provisioning_state(state.settle()))
+        create.now = 50.0 + elapsed
+        seen.append(create.deployment.provisioning_state(create.state.settle()))
     assert seen == ["Accepted", "Accepted", "Creating", "Creating", "Creating", "Succeeded"]
 
 
