@@ -11,19 +11,31 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from . import accounts as account_rules
-from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, Guid, is_http_url, setting_error
+from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, Guid, setting_error
 from .errors import AccountNotFound
+from .setting_types import (
+    ARM_DEFAULTS,
+    INFERENCE_DEFAULTS,
+    ApiVersion,
+    ArmTuning,
+    InferenceTuning,
+    SettingGroup,
+    StorageSettings,
+    TableName,
+    Url,
+    legacy,
+    setting,
+    tuning,
+)
 from .settings_errors import configuration_error
 
 __all__ = [
@@ -47,88 +59,8 @@ DEFAULT_AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
 MAX_WAIT_CEILING_SECONDS = 180
 
 AuthMode = Literal["entra", "keys", "none"]
-# Who sets a setting: infra/ ("service"), an operator overriding a default ("tuning", infra's
-# appTuningSettings), or the Functions platform and its storage conventions ("platform"). The older names
-# the original image-analysis sample used are "legacy" aliases of service settings.
-SettingGroup = Literal["service", "tuning", "platform", "legacy"]
 
-
-@dataclass(frozen=True)
-class ArmTuning:
-    """Bounds of the ARM client: every wait it makes is finite and configurable."""
-
-    timeout_seconds: float = 30.0
-    connect_timeout_seconds: float = 5.0
-    retry_total: int = 4
-    retry_backoff_seconds: float = 0.8
-    retry_backoff_max_seconds: float = 20.0
-    retry_budget_seconds: float = 60.0
-    conflict_retry_seconds: float = 45.0
-    poll_interval_seconds: float = 10.0
-    max_wait_seconds: int = 150
-    pool_size: int = 16
-
-
-@dataclass(frozen=True)
-class InferenceTuning:
-    """Bounds of the inference proxy."""
-
-    timeout_seconds: float = 120.0
-    max_body_bytes: int = 32 * 1024 * 1024
-    retry_max_wait_ms: int = 1000
-    pool_size: int = 100
-
-
-@dataclass(frozen=True)
-class StorageSettings:
-    """Where the audit table lives, found as the Functions host finds its own storage (AzureWebJobsStorage)."""
-
-    connection_string: str | None = field(default=None, repr=False)  # may hold an account key
-    table_service_uri: str | None = None
-    account_name: str | None = None
-    credential: str | None = None
-    client_id: str | None = None
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.connection_string or self.table_service_uri or self.account_name)
-
-
-_ARM = ArmTuning()
-_INFERENCE = InferenceTuning()
-
-
-def _url(value: str) -> str:
-    if not is_http_url(value):
-        raise setting_error("must be an http(s) URL")
-    return value
-
-
-def _api_version(value: str) -> str:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", value):
-        raise setting_error("must be an API version: YYYY-MM-DD, optionally -preview")
-    return value
-
-
-Url = Annotated[str, AfterValidator(_url)]
-ApiVersion = Annotated[str, AfterValidator(_api_version)]
-TableName = Annotated[
-    str,
-    Field(pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$", description="a table name: 3-63 letters or digits, first a letter"),
-]
-
-
-def _setting(name: str, default: Any, group: SettingGroup, **constraints: Any) -> Any:
-    return Field(default, alias=name, json_schema_extra={"group": group}, **constraints)
-
-
-def _tuning(name: str, default: float, low: float, high: float) -> Any:
-    return _setting(name, default, "tuning", ge=low, le=high)
-
-
-def _legacy(name: str, legacy: str, group: SettingGroup = "service") -> Any:
-    """A setting also honoured under the name the original image-analysis sample used (`name` wins)."""
-    return Field(None, validation_alias=AliasChoices(name, legacy), json_schema_extra={"group": group})
+_ARM, _INFERENCE = ARM_DEFAULTS, INFERENCE_DEFAULTS
 
 
 class Settings(BaseSettings):
@@ -138,62 +70,62 @@ class Settings(BaseSettings):
         case_sensitive=True, frozen=True, str_strip_whitespace=True, validate_default=True
     )
 
-    accounts: dict[Alias, Account] = _setting(
+    accounts: dict[Alias, Account] = setting(
         "AZURE_OPENAI_ACCOUNTS",
         ...,
         "service",
         min_length=1,
         description=f"a non-empty JSON object of alias -> account, for example {ACCOUNTS_EXAMPLE}",
     )
-    default_alias: str = _setting("DEFAULT_ACCOUNT", "", "service")
-    arm_endpoint: Url = _setting("ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "service")
+    default_alias: str = setting("DEFAULT_ACCOUNT", "", "service")
+    arm_endpoint: Url = setting("ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "service")
     # A sovereign cloud has its own ARM audience (e.g. https://management.usgovcloudapi.net/.default).
-    arm_scope: Url = _setting("ARM_SCOPE", DEFAULT_ARM_SCOPE, "service")
-    arm_api_version: ApiVersion = _setting("ARM_API_VERSION", DEFAULT_ARM_API_VERSION, "service")
-    azure_openai_api_version: ApiVersion = _setting(
+    arm_scope: Url = setting("ARM_SCOPE", DEFAULT_ARM_SCOPE, "service")
+    arm_api_version: ApiVersion = setting("ARM_API_VERSION", DEFAULT_ARM_API_VERSION, "service")
+    azure_openai_api_version: ApiVersion = setting(
         "AZURE_OPENAI_API_VERSION", DEFAULT_AZURE_OPENAI_API_VERSION, "service"
     )
-    azure_openai_scope: Url = _setting("AZURE_OPENAI_SCOPE", DEFAULT_AZURE_OPENAI_SCOPE, "service")
-    image_account: str | None = _legacy("IMAGE_ANALYSIS_ACCOUNT", "GPT4V_ENDPOINT")
-    image_deployment: str | None = _legacy("IMAGE_ANALYSIS_DEPLOYMENT", "GPT4V_DEPLOYMENT")
-    auth_mode: AuthMode = _setting("AUTH_MODE", "entra", "service", description="entra, keys or none")
-    audit_table: TableName = _setting("AUDIT_TABLE", "audit", "service")
+    azure_openai_scope: Url = setting("AZURE_OPENAI_SCOPE", DEFAULT_AZURE_OPENAI_SCOPE, "service")
+    image_account: str | None = legacy("IMAGE_ANALYSIS_ACCOUNT", "GPT4V_ENDPOINT")
+    image_deployment: str | None = legacy("IMAGE_ANALYSIS_DEPLOYMENT", "GPT4V_DEPLOYMENT")
+    auth_mode: AuthMode = setting("AUTH_MODE", "entra", "service", description="entra, keys or none")
+    audit_table: TableName = setting("AUDIT_TABLE", "audit", "service")
     # Cross-tenant accounts: the tenant of the Function App's identity, and the multi-tenant app that trusts it.
-    home_tenant_id: Guid | None = _setting("HOME_TENANT_ID", None, "service")
-    cross_tenant_app_client_id: Guid | None = _setting("CROSS_TENANT_APP_CLIENT_ID", None, "service")
+    home_tenant_id: Guid | None = setting("HOME_TENANT_ID", None, "service")
+    cross_tenant_app_client_id: Guid | None = setting("CROSS_TENANT_APP_CLIENT_ID", None, "service")
 
-    max_wait_seconds: int = _tuning("MAX_WAIT_SECONDS", _ARM.max_wait_seconds, 0, MAX_WAIT_CEILING_SECONDS)
-    arm_timeout_seconds: float = _tuning("ARM_TIMEOUT_SECONDS", _ARM.timeout_seconds, 1, 120)
-    arm_connect_timeout_seconds: float = _tuning("ARM_CONNECT_TIMEOUT_SECONDS", _ARM.connect_timeout_seconds, 0.1, 60)
-    arm_retry_total: int = _tuning("ARM_RETRY_TOTAL", _ARM.retry_total, 0, 10)
-    arm_retry_backoff_seconds: float = _tuning("ARM_RETRY_BACKOFF_SECONDS", _ARM.retry_backoff_seconds, 0, 30)
-    arm_retry_backoff_max_seconds: float = _tuning(
+    max_wait_seconds: int = tuning("MAX_WAIT_SECONDS", _ARM.max_wait_seconds, 0, MAX_WAIT_CEILING_SECONDS)
+    arm_timeout_seconds: float = tuning("ARM_TIMEOUT_SECONDS", _ARM.timeout_seconds, 1, 120)
+    arm_connect_timeout_seconds: float = tuning("ARM_CONNECT_TIMEOUT_SECONDS", _ARM.connect_timeout_seconds, 0.1, 60)
+    arm_retry_total: int = tuning("ARM_RETRY_TOTAL", _ARM.retry_total, 0, 10)
+    arm_retry_backoff_seconds: float = tuning("ARM_RETRY_BACKOFF_SECONDS", _ARM.retry_backoff_seconds, 0, 30)
+    arm_retry_backoff_max_seconds: float = tuning(
         "ARM_RETRY_BACKOFF_MAX_SECONDS", _ARM.retry_backoff_max_seconds, 0, 120
     )
-    arm_retry_budget_seconds: float = _tuning("ARM_RETRY_BUDGET_SECONDS", _ARM.retry_budget_seconds, 0, 120)
-    arm_conflict_retry_seconds: float = _tuning("ARM_CONFLICT_RETRY_SECONDS", _ARM.conflict_retry_seconds, 0, 120)
-    arm_poll_interval_seconds: float = _tuning("ARM_POLL_INTERVAL_SECONDS", _ARM.poll_interval_seconds, 0.05, 60)
-    arm_pool_size: int = _tuning("ARM_POOL_SIZE", _ARM.pool_size, 1, 256)
-    blocking_threads: int = _tuning("BLOCKING_THREADS", 32, 1, 256)
-    inference_timeout_seconds: float = _tuning("INFERENCE_TIMEOUT_SECONDS", _INFERENCE.timeout_seconds, 1, 225)
-    inference_max_body_bytes: int = _tuning(
+    arm_retry_budget_seconds: float = tuning("ARM_RETRY_BUDGET_SECONDS", _ARM.retry_budget_seconds, 0, 120)
+    arm_conflict_retry_seconds: float = tuning("ARM_CONFLICT_RETRY_SECONDS", _ARM.conflict_retry_seconds, 0, 120)
+    arm_poll_interval_seconds: float = tuning("ARM_POLL_INTERVAL_SECONDS", _ARM.poll_interval_seconds, 0.05, 60)
+    arm_pool_size: int = tuning("ARM_POOL_SIZE", _ARM.pool_size, 1, 256)
+    blocking_threads: int = tuning("BLOCKING_THREADS", 32, 1, 256)
+    inference_timeout_seconds: float = tuning("INFERENCE_TIMEOUT_SECONDS", _INFERENCE.timeout_seconds, 1, 225)
+    inference_max_body_bytes: int = tuning(
         "INFERENCE_MAX_BODY_BYTES", _INFERENCE.max_body_bytes, 1024, 100 * 1024 * 1024
     )
-    inference_retry_max_wait_ms: int = _tuning("INFERENCE_RETRY_MAX_WAIT_MS", _INFERENCE.retry_max_wait_ms, 0, 10_000)
-    inference_pool_size: int = _tuning("INFERENCE_POOL_SIZE", _INFERENCE.pool_size, 1, 1000)
+    inference_retry_max_wait_ms: int = tuning("INFERENCE_RETRY_MAX_WAIT_MS", _INFERENCE.retry_max_wait_ms, 0, 10_000)
+    inference_pool_size: int = tuning("INFERENCE_POOL_SIZE", _INFERENCE.pool_size, 1, 1000)
 
     # Set by the platform: App Service Authentication on ("True"), and the instance (only in Azure).
-    website_auth_enabled: bool = _setting("WEBSITE_AUTH_ENABLED", False, "platform")
-    website_instance_id: str | None = _setting("WEBSITE_INSTANCE_ID", None, "platform")
+    website_auth_enabled: bool = setting("WEBSITE_AUTH_ENABLED", False, "platform")
+    website_instance_id: str | None = setting("WEBSITE_INSTANCE_ID", None, "platform")
     # azure-identity's own: the user-assigned identity, and the Entra host (sovereign clouds, a local simulator).
-    azure_client_id: str | None = _setting("AZURE_CLIENT_ID", None, "platform")
-    azure_authority_host: str | None = _setting("AZURE_AUTHORITY_HOST", None, "platform")
-    storage_connection_string: str | None = _setting("AzureWebJobsStorage", None, "platform", repr=False)
-    storage_table_service_uri: Url | None = _setting("AzureWebJobsStorage__tableServiceUri", None, "platform")
-    storage_account_name: str | None = _setting("AzureWebJobsStorage__accountName", None, "platform")
-    storage_credential: str | None = _setting("AzureWebJobsStorage__credential", None, "platform")
-    storage_client_id: str | None = _setting("AzureWebJobsStorage__clientId", None, "platform")
-    appinsights_connection_string: str | None = _setting(
+    azure_client_id: str | None = setting("AZURE_CLIENT_ID", None, "platform")
+    azure_authority_host: str | None = setting("AZURE_AUTHORITY_HOST", None, "platform")
+    storage_connection_string: str | None = setting("AzureWebJobsStorage", None, "platform", repr=False)
+    storage_table_service_uri: Url | None = setting("AzureWebJobsStorage__tableServiceUri", None, "platform")
+    storage_account_name: str | None = setting("AzureWebJobsStorage__accountName", None, "platform")
+    storage_credential: str | None = setting("AzureWebJobsStorage__credential", None, "platform")
+    storage_client_id: str | None = setting("AzureWebJobsStorage__clientId", None, "platform")
+    appinsights_connection_string: str | None = setting(
         "APPLICATIONINSIGHTS_CONNECTION_STRING", None, "platform", repr=False
     )
 
