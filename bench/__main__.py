@@ -44,7 +44,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     commit = _git("rev-parse", "--short", "HEAD")
-    dirty = bool(_git("status", "--porcelain", "--", "services", "function_app.py", "localdev"))
+    dirty = bool(_git("status", "--porcelain", "--", "services", "blueprints", "function_app.py", "localdev"))
     import importlib.metadata
     import importlib.util
 
@@ -74,7 +74,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-SERVICE_SOURCES = ("function_app.py", "services", "localdev/host.py", "localdev/simulator")
+SERVICE_SOURCES = ("function_app.py", "blueprints", "services", "localdev/host.py", "localdev/simulator")
 
 
 def source_digests() -> dict[str, str]:

@@ -18,7 +18,7 @@ from .images import Images
 from .stack import Stack
 
 GATEWAY_ROOTS = (
-    "_respond (function_app.py)",
+    "respond (blueprints/respond.py)",
     "InferenceGateway.chat_completions (services/inference.py)",
     "InferenceGateway._send (services/inference.py)",
     "Upstream.send (services/upstream.py)",
@@ -26,7 +26,7 @@ GATEWAY_ROOTS = (
     "_relay_events (services/inference.py)",
 )
 IMAGE_ROOTS = (
-    "_respond (function_app.py)",
+    "respond (blueprints/respond.py)",
     "analyse_image (services/images.py)",
     "InferenceGateway.completion_json (services/inference.py)",
     "Upstream._attempt (services/upstream.py)",
@@ -127,7 +127,7 @@ def image_profile(stack: Stack, *, size: int, seconds: float) -> dict[str, Any]:
 
 def image_allocations(size: int) -> dict[str, Any]:
     """Replays the service's own image steps in this process under tracemalloc, to see which step holds what:
-    the body joined from the chunks the ASGI server hands over (function_app._read_body), then the request
+    the body joined from the chunks the ASGI server hands over (blueprints.respond._read_body), then the request
     check and the chat body (services/images.py). Memory is relative to the received chunks, which exist
     before the handler runs. What the HTTP client and the socket layer do with the body afterwards is not in
     this replay (it is in the measured peak)."""
@@ -147,7 +147,7 @@ def image_allocations(size: int) -> dict[str, Any]:
             steps.append({"step": step, "held_x": (current - base) / size, "peak_x": (peak - base) / size})
 
         body = b"".join(chunks)[: MAX_IMAGE_BODY_BYTES + 1]
-        note("function_app._read_body: chunks joined (the chunk list is alive until it returns)")
+        note("blueprints.respond._read_body: chunks joined (the chunk list is alive until it returns)")
         del chunks
         note("_read_body returned: the chunk list released")
         request = check_request(body, "Describe this image", "vision", None, None)

@@ -170,6 +170,7 @@ _AREAS = {
     "urllib3": "requests / urllib3",
     "services": "the service (services/, function_app.py)",
     "function_app.py": "the service (services/, function_app.py)",
+    "blueprints": "the service (services/, function_app.py)",
     "localdev": "local host (localdev/host.py)",
 }
 

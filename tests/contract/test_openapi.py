@@ -343,7 +343,11 @@ def test_wait_bounds_are_the_default_settings(document: dict[str, Any]) -> None:
 
 
 def _service_error_codes() -> set[str]:
-    sources = [*sorted((PROJECT_ROOT / "services").glob("*.py")), PROJECT_ROOT / "function_app.py"]
+    sources = [
+        *sorted((PROJECT_ROOT / "services").glob("*.py")),
+        *sorted((PROJECT_ROOT / "blueprints").glob("*.py")),
+        PROJECT_ROOT / "function_app.py",
+    ]
     codes: set[str] = set()
     for source in sources:
         text = Path(source).read_text(encoding="utf-8")

@@ -230,7 +230,7 @@ def test_a_path_with_its_own_query_keeps_it_beside_the_api_version() -> None:
 def test_a_caller_gone_before_the_first_chunk_releases_the_upstream_slot() -> None:
     """The route's streaming answer releases the upstream side even when the stream never started (a client
     that disconnects at once): otherwise every such caller would keep a pool slot until the process ends."""
-    from function_app import _proxy_response
+    from blueprints.respond import _proxy_response
 
     def sse(_: httpx2.Request) -> httpx2.Response:
         body = b'data: {"choices":[]}\n\n'
