@@ -324,7 +324,10 @@ class ServerlessService:
         correlation_id: str | None = None,
         retry_after: int | None = None,
     ) -> OperationResult:
-        view = self.view(resource, change.project) if resource is not None else None
+        view = None
+        if resource is not None:
+            statuses = self._subscription_statuses(change.project, [resource], change.request_id)
+            view = self.view(resource, change.project, statuses)
         if outcome != "accepted":
             return OperationResult(outcome, view, correlation_id=correlation_id)
         return OperationResult(
