@@ -148,7 +148,7 @@ class ServerlessGateway:
             raise endpoint_not_found(project, name)
         properties = resource.get("properties")
         properties = properties if isinstance(properties, dict) else {}
-        state = str(properties.get("endpointState") or "Unknown")
+        state = str(properties.get("endpointState") or "in an unknown state")
         inference = properties.get("inferenceEndpoint")
         uri = inference.get("uri") if isinstance(inference, dict) else None
         if state.lower() != "online" or not isinstance(uri, str) or not uri:
