@@ -37,7 +37,8 @@ def list_keys_calls(sim: SimulatorControl) -> int:
 
 
 def chat_client(api: Api, name: str, **options: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{api.base_url}/api/serverless-endpoints/{name}", api_key="anything", **options)
+    base_url = f"{api.base_url}/api/serverless-endpoints/{name}"
+    return openai.OpenAI(base_url=base_url, api_key="anything", **options)  # pragma: allowlist secret
 
 
 def ready(api: Api, name: str, body: dict[str, Any]) -> dict[str, Any]:
