@@ -77,6 +77,18 @@ param sourceAccountRoleDefinitionId string = '5e0bd9bd-7b93-4f28-af87-19fc36ad61
 @description('DEFAULT_ACCOUNT: alias used when a request names none. Required when there is more than one alias in all.')
 param defaultAccount string = ''
 
+@description('FOUNDRY_PROJECTS: Azure AI Foundry projects (hub-based, i.e. Azure Machine Learning workspaces) whose serverless endpoints the service manages, by alias: {"<alias>": {"subscriptionId", "resourceGroup", "workspaceName", "inferenceEndpoints"}}. The app\'s identity gets foundryProjectRoleDefinitionId on each. Empty: no serverless endpoints.')
+param foundryProjects object = {}
+
+@description('DEFAULT_PROJECT: project alias used when a request names none. Required when there is more than one project.')
+param defaultProject string = ''
+
+@description('ML_ARM_API_VERSION: a stable Microsoft.MachineLearningServices ARM version for workspaces, models, serverless endpoints and marketplace subscriptions.')
+param mlArmApiVersion string = '2024-10-01'
+
+@description('Role granted on each Foundry project. Default: Azure AI Developer (serverless endpoints read, write and delete, and reading their keys, which only the service holds; marketplace model subscriptions; models read; no control of the workspace itself). A narrower custom role works too: see docs/deploy.md.')
+param foundryProjectRoleDefinitionId string = '64702f94-c441-49e6-a78b-ef80e0188fee'
+
 @description('ARM_ENDPOINT: Azure Resource Manager of this cloud.')
 param armEndpoint string = environment().resourceManager
 
@@ -163,6 +175,9 @@ var appSettings = union(appTuningSettings, {
   AUDIT_TABLE: auditTableName
   HOME_TENANT_ID: tenant().tenantId
   CROSS_TENANT_APP_CLIENT_ID: crossTenantAppClientId
+  FOUNDRY_PROJECTS: string(foundryProjects)
+  DEFAULT_PROJECT: defaultProject
+  ML_ARM_API_VERSION: mlArmApiVersion
 })
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -253,6 +268,18 @@ module sourceAccountRoles 'modules/openai-role.bicep' = [for account in items(so
     principalId: app.outputs.appPrincipalId
     roleDefinitionId: sourceAccountRoleDefinitionId
     assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: read source models for cross-region deploys.'
+  }
+}]
+
+// Foundry projects in another tenant get their role in that tenant, as accounts do.
+module foundryRoles 'modules/foundry-role.bicep' = [for project in items(foundryProjects): if (toLower(contains(project.value, 'tenantId') ? project.value.tenantId : tenant().tenantId) == toLower(tenant().tenantId)) {
+  name: take('foundry-project-${project.key}-${resourceToken}', 64)
+  scope: resourceGroup(project.value.subscriptionId, project.value.resourceGroup)
+  params: {
+    workspaceName: project.value.workspaceName
+    principalId: app.outputs.appPrincipalId
+    roleDefinitionId: foundryProjectRoleDefinitionId
+    assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: manage serverless endpoints and their keys, marketplace model subscriptions.'
   }
 }]
 

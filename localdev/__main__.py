@@ -79,6 +79,13 @@ Try it:
   curl -s {api}/fine_tuning/jobs/{job}
   curl -i -X POST '{api}/fine_tuning/jobs/{job}/deploy?wait=30' -H 'Content-Type: application/json' \\
        -d '{{"deployment": "from-job"}}'
+  # a fine-tuned Phi model of the Foundry project 'foundry', live as a serverless endpoint by its name alone
+  curl -i -X PUT '{api}/serverless-endpoints/phi-support?wait=30' -H 'Content-Type: application/json' \\
+       -d '{{"model": "phi-4-mini-support-ft"}}'
+  # chat with it (the key stays in the service): openai.OpenAI(base_url="{api}/serverless-endpoints/phi-support")
+  curl -s {api}/serverless-endpoints/phi-support/chat/completions \\
+       -H 'Content-Type: application/json' -d '{{"messages": [{{"role": "user", "content": "Hello"}}]}}'
+  curl -i -X DELETE {api}/serverless-endpoints/phi-support
 """
 
 

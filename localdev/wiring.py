@@ -120,8 +120,69 @@ DEMO_ACCOUNTS = (
 )
 
 
-def simulator_config(accounts: tuple[LocalAccount, ...] = DEMO_ACCOUNTS, **overrides: Any) -> dict[str, Any]:
-    return {"accounts": [account.simulator_entry() for account in accounts], **overrides}
+@dataclass(frozen=True)
+class LocalProject:
+    """A Foundry project (an Azure ML workspace) as both sides see it: an alias for the service, a workspace with
+    registered models for the simulator."""
+
+    alias: str
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+    location: str
+    workspace_id: str
+    models: tuple[dict[str, Any], ...] = ()
+    catalog: tuple[str, ...] = ()
+
+    def simulator_entry(self) -> dict[str, Any]:
+        return {
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group,
+            "workspaceName": self.workspace_name,
+            "location": self.location,
+            "workspaceId": self.workspace_id,
+            "models": list(self.models),
+            "catalog": list(self.catalog),
+        }
+
+    def service_entry(self) -> dict[str, Any]:
+        return {
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group,
+            "workspaceName": self.workspace_name,
+        }
+
+
+LLAMA_CATALOG_MODEL = "azureml://registries/Meta/models/Meta-Llama-3.1-8B-Instruct"
+# One project with a fine-tuned Phi model (Microsoft's registry: no marketplace subscription) and a fine-tuned
+# Llama model (Meta's: its base model's marketplace subscription comes first).
+DEMO_PROJECTS = (
+    LocalProject(
+        alias="foundry",
+        subscription_id="0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+        resource_group="rg-foundry",
+        workspace_name="proj-support",
+        location="eastus2",
+        workspace_id="7d1f0c5e-2b3a-4c4d-9e8f-a1b2c3d4e5f6",
+        models=(
+            {"name": "phi-4-mini-support-ft", "versions": ["1", "2"]},
+            {"name": "llama-3-1-8b-support-ft", "versions": ["1"], "baseModel": LLAMA_CATALOG_MODEL},
+        ),
+        catalog=(LLAMA_CATALOG_MODEL, "azureml://registries/azureml/models/Phi-4-mini-instruct"),
+    ),
+)
+
+
+def simulator_config(
+    accounts: tuple[LocalAccount, ...] = DEMO_ACCOUNTS,
+    projects: tuple[LocalProject, ...] = DEMO_PROJECTS,
+    **overrides: Any,
+) -> dict[str, Any]:
+    return {
+        "accounts": [account.simulator_entry() for account in accounts],
+        "foundryProjects": [project.simulator_entry() for project in projects],
+        **overrides,
+    }
 
 
 def entra_environment(entra_url: str | None, ca_bundle: str | None) -> dict[str, str]:
@@ -149,6 +210,7 @@ def service_environment(
             {account.alias: account.service_entry(simulator_url) for account in accounts}
         ),
         "DEFAULT_ACCOUNT": accounts[0].alias,
+        "FOUNDRY_PROJECTS": json.dumps({project.alias: project.service_entry() for project in DEMO_PROJECTS}),
         "ARM_ENDPOINT": simulator_url,
         # The App Service managed-identity protocol, as the Functions platform sets it.
         "IDENTITY_ENDPOINT": f"{simulator_url}/msi/token",

@@ -44,6 +44,7 @@ class AuditRecord:
     # Set for a change in another tenant, or a deploy whose source account is in another tenant than its target.
     source_tenant: str | None = None
     target_tenant: str | None = None
+    project: str | None = None  # a Foundry project's alias: `deployment` then names a serverless endpoint
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -72,6 +73,8 @@ class AuditRecord:
         }
         if self.changed is not None:
             entity["changed"] = self.changed
+        if self.project:
+            entity["project"] = self.project
         if self.source_tenant or self.target_tenant:
             entity["sourceTenant"] = self.source_tenant or ""
             entity["targetTenant"] = self.target_tenant or ""
@@ -93,6 +96,7 @@ def record_view(entity: Mapping[str, Any]) -> dict[str, Any]:
         },
         "account": entity.get("account"),
         "deployment": entity.get("deployment"),
+        **({"project": entity["project"]} if entity.get("project") else {}),
         "request": json.loads(entity.get("request") or "{}"),
         "outcome": {
             "status": entity.get("outcomeStatus"),
@@ -120,8 +124,10 @@ class AuditTrail:
         self._store = store
 
     @contextmanager
-    def record(self, action: str, account: str, deployment: str, request: dict[str, Any]) -> Iterator[AuditRecord]:
-        entry = AuditRecord(action, self.caller, account, deployment, request, self.request_id)
+    def record(
+        self, action: str, account: str, deployment: str, request: dict[str, Any], *, project: str | None = None
+    ) -> Iterator[AuditRecord]:
+        entry = AuditRecord(action, self.caller, account, deployment, request, self.request_id, project=project)
         self._store.write(entry.entity())
         try:
             yield entry

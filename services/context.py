@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .audit_store import AuditStore
     from .deployments import DeploymentService
     from .inference import InferenceGateway
+    from .projects import Project
+    from .serverless import ServerlessService
+    from .serverless_inference import ServerlessGateway
     from .settings import Account
     from .tenants import TenantTokens
 
@@ -56,6 +59,8 @@ class AppContext:
         self._deployments: DeploymentService | None = None
         self._gateway: InferenceGateway | None = None
         self._audit_store: AuditStore | None = None
+        self._serverless: ServerlessService | None = None
+        self._serverless_gateway: ServerlessGateway | None = None
 
     # Made on first use
 
@@ -109,11 +114,15 @@ class AppContext:
 
         return self.tokens_for(tenant_of(self.settings, account), self.settings.azure_openai_scope)
 
-    def arm_for(self, account: Account) -> ArmClient:
-        """The ARM client whose token is of `account`'s tenant (one per tenant, sharing the connection pool)."""
+    def arm_for(self, account: Account | Project) -> ArmClient:
+        """The ARM client whose token is of `account`'s (or a Foundry project's) tenant."""
         from .tenants import tenant_of
 
-        tenant = tenant_of(self.settings, account)
+        return self.arm_in(tenant_of(self.settings, account))
+
+    def arm_in(self, tenant: str | None) -> ArmClient:
+        """The ARM client whose token is of `tenant` (None: the home one; one per tenant, sharing the connection
+        pool)."""
         if tenant is None:
             return self.arm
         client = self._tenant_arms.get(tenant)
@@ -171,6 +180,28 @@ class AppContext:
             return InferenceGateway(settings, self.data_plane_tokens)
 
         return self._made("_gateway", make)
+
+    @property
+    def serverless(self) -> ServerlessService:
+        """Foundry serverless endpoints: list, get, put, delete (blocking; run in a worker thread)."""
+
+        def make() -> ServerlessService:
+            from .serverless import ServerlessService
+
+            return ServerlessService(self.settings, self.arm_for)
+
+        return self._made("_serverless", make)
+
+    @property
+    def serverless_gateway(self) -> ServerlessGateway:
+        """Chat with serverless endpoints: their keys kept in memory only, the inference gateway's connection pool."""
+
+        def make() -> ServerlessGateway:
+            from .serverless_inference import ServerlessGateway
+
+            return ServerlessGateway(self.settings, self.serverless, self.gateway.upstream, self.run_blocking)
+
+        return self._made("_serverless_gateway", make)
 
     @property
     def audit_store(self) -> AuditStore:
@@ -253,6 +284,9 @@ class AppContext:
             self._pool = self._token_pool = None
             self._deployments = None
             self._gateway = None
+            if self._serverless_gateway is not None:
+                self._serverless_gateway.forget_keys()
+            self._serverless = self._serverless_gateway = None
             self._providers.clear()
 
 

@@ -96,6 +96,35 @@ class Conflict(ServiceError):
     code = "Conflict"
 
 
+# Foundry serverless endpoints.
+
+
+class ProjectNotFound(NotFound):
+    code = "ProjectNotFound"
+
+
+class EndpointNotFound(NotFound):
+    code = "EndpointNotFound"
+
+
+class EndpointNotReady(Conflict):
+    """The serverless endpoint exists but is not Online (creating, suspended, failed ...)."""
+
+    code = "EndpointNotReady"
+
+
+class EndpointNotAllowed(Forbidden):
+    """The endpoint is not in the project's inferenceEndpoints."""
+
+    code = "EndpointNotAllowed"
+
+
+class ModelChangeNotSupported(BadRequest):
+    """A serverless endpoint's model cannot change: delete the endpoint, then create it again."""
+
+    code = "ModelChangeNotSupported"
+
+
 class ConflictError(Conflict):
     """ARM kept refusing because another operation runs on the account; the caller may retry later."""
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, ServiceError
 from .identity import ProviderCredential, TokenProvider
+from .projects import Project
 from .settings import Account, Settings
 
 if TYPE_CHECKING:
@@ -72,14 +73,16 @@ class CrossTenantAuthorizationFailed(ServiceError):
 # Tenant resolution
 
 
-def tenant_of(settings: Settings, account: Account) -> str | None:
-    """The tenant to reach `account` in: None for the Function App's own tenant, else the other tenant's id."""
+def tenant_of(settings: Settings, account: Account | Project) -> str | None:
+    """The tenant to reach `account` (or a Foundry project) in: None for the Function App's own tenant, else the
+    other tenant's id."""
     if account.tenant_id is None:
         return None
     home = settings.home_tenant_id
     if home is None:
+        kind = "Project" if isinstance(account, Project) else "Account"
         raise ConfigurationError(
-            f"Account '{account.alias}' names tenantId {account.tenant_id}, but HOME_TENANT_ID is not set, so the "
+            f"{kind} '{account.alias}' names tenantId {account.tenant_id}, but HOME_TENANT_ID is not set, so the "
             "service cannot tell whether that is its own tenant. Set HOME_TENANT_ID to the tenant of the Function "
             "App's managed identity.",
             target="HOME_TENANT_ID",

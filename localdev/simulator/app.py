@@ -24,6 +24,8 @@ from .entra import discovery as entra_discovery
 from .entra import token as entra_token
 from .errors import ArmError, identity_error_response
 from .faults import Fault
+from .foundry import SERVERLESS_PREFIX, FoundryArm
+from .foundry_dataplane import ServerlessDataPlane, foundry_control_routes
 from .identity import handle_token_request
 from .observe import RequestRecord, elide_long_strings, parse_logged_body
 from .runtime import SimulatorRuntime
@@ -49,7 +51,8 @@ def build_app(
     made up; read it back from `app.state.simulator.identity_header`.
     """
     runtime = SimulatorRuntime(parse_config(config), identity_header or secrets.token_urlsafe(24), clock)
-    arm = ArmApi(runtime)
+    arm = ArmApi(runtime, more=FoundryArm(runtime).handle)
+    serverless = ServerlessDataPlane(runtime)
     budget = ThrottleBudget(clock)
     dataplane = DataPlaneApi(runtime)
 
@@ -77,6 +80,9 @@ def build_app(
         dataplane.decorate(request, response)
         return response
 
+    async def serverless_endpoint(request: Request) -> Response:
+        return await _observed(runtime, "dataplane", request, serverless.handle)
+
     async def entra_token_endpoint(request: Request) -> Response:
         async def handle(request: Request) -> Response:
             return await entra_token(request, runtime.config, runtime.tokens)
@@ -91,11 +97,13 @@ def build_app(
 
     app = Starlette(
         routes=[
+            Mount("/_sim/foundry", routes=foundry_control_routes(runtime)),
             Mount("/_sim", routes=control_routes(runtime)),
             Route(IDENTITY_ENDPOINT_PATH, token_endpoint, methods=ALL_METHODS),
             Route(TOKEN_PATH, entra_token_endpoint, methods=["POST"]),
             Route(DISCOVERY_PATH, entra_discovery_endpoint, methods=["GET"]),
             Route(DATA_PLANE_PREFIX + "/{path:path}", dataplane_endpoint, methods=ALL_METHODS),
+            Route(SERVERLESS_PREFIX + "/{path:path}", serverless_endpoint, methods=ALL_METHODS),
             Route("/{path:path}", arm_or_unknown, methods=ALL_METHODS),
         ]
     )

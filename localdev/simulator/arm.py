@@ -110,8 +110,11 @@ class ArmCall:
 
 
 class ArmApi:
-    def __init__(self, runtime: SimulatorRuntime) -> None:
+    def __init__(
+        self, runtime: SimulatorRuntime, *, more: Callable[[ArmCall, bytes], Response | None] | None = None
+    ) -> None:
         self._runtime = runtime
+        self._more = more  # other resource providers behind the same front door (foundry.py)
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -180,6 +183,8 @@ class ArmApi:
             if method == "PATCH":
                 return self._patch(call, account, name, raw_body)
             return self._delete(call, account, name)
+        if self._more is not None and (response := self._more(call, raw_body)) is not None:
+            return response
         raise ArmError(404, "NotFound", f"The simulator does not serve the ARM path '{path}'.")
 
     @staticmethod

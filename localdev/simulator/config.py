@@ -24,6 +24,7 @@ from .config_readers import (
     refuse_unknown_keys,
 )
 from .fine_tuning_config import FineTuningJobSeed, parse_fine_tuning_jobs
+from .foundry_config import FoundryProjectConfig, parse_foundry_projects
 from .tenancy import CrossTenantApp, parse_cross_tenant_app
 
 DEFAULT_TENANT_ID = "00000000-0000-4000-8000-00000000a001"
@@ -46,6 +47,7 @@ _DEFAULT_SKU_TABLE: dict[str, tuple[int, int, int, int]] = {
 
 _TOP_LEVEL_KEYS = frozenset(
     {
+        "foundryProjects",
         "tenantId",
         "principalId",
         "tokenLifetimeSeconds",
@@ -237,6 +239,7 @@ class SimulatorConfig:
     data_plane_latency_ms: int = 0
     stream_chunk_delay_ms: int = 0
     cross_tenant_app: CrossTenantApp | None = None
+    foundry_projects: tuple[FoundryProjectConfig, ...] = ()  # Azure AI Foundry (foundry_config.py)
 
     def tenant_of(self, account: AccountConfig) -> str:
         return (account.tenant_id or self.tenant_id).lower()
@@ -276,6 +279,7 @@ class SimulatorConfig:
             "dataPlaneLatencyMs": self.data_plane_latency_ms,
             "streamChunkDelayMs": self.stream_chunk_delay_ms,
             "crossTenantApp": self.cross_tenant_app.to_json() if self.cross_tenant_app else None,
+            "foundryProjects": [project.to_json() for project in self.foundry_projects],
         }
 
 
@@ -317,6 +321,7 @@ def parse_config(raw: object) -> SimulatorConfig:
         data_plane_latency_ms=read_integer(top, "dataPlaneLatencyMs", "config", 0, minimum=0),
         stream_chunk_delay_ms=read_integer(top, "streamChunkDelayMs", "config", 0, minimum=0),
         cross_tenant_app=parse_cross_tenant_app(top.get("crossTenantApp")),
+        foundry_projects=parse_foundry_projects(top.get("foundryProjects", [])),
     )
 
 

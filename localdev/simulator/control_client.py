@@ -115,5 +115,14 @@ class SimulatorControl:
         result: dict[str, Any] = self._call("GET", "/stats")
         return result
 
+    def change_serverless_endpoint(self, workspace: str, name: str, **changes: Any) -> None:
+        """A Foundry serverless endpoint changed outside ARM: `suspended=True|False`, `regenerate="Primary"`."""
+        self._call("POST", f"/foundry/endpoints/{workspace}/{name}", changes)
+
+    def foundry_state(self) -> dict[str, Any]:
+        """Foundry projects: endpoints with their states, marketplace subscriptions (never a key)."""
+        result: dict[str, Any] = self._call("GET", "/foundry/state")
+        return result
+
     def close(self) -> None:
         self._session.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 from .config import SimulatorConfig, parse_config
 from .faults import FaultRegistry
+from .foundry_state import FoundryState
 from .identity import TokenService
 from .observe import Observer
 from .state import SimulatorState
@@ -20,6 +21,7 @@ class SimulatorRuntime:
         self.identity_header = identity_header
         self.tokens = TokenService()  # survives config changes: issued tokens stay valid
         self.state = SimulatorState(config, clock)
+        self.foundry = FoundryState(config.foundry_projects)  # on the same operations clock as `state`
         self.faults = FaultRegistry()
         self.observer = Observer()
 
@@ -32,9 +34,11 @@ class SimulatorRuntime:
         """Top-level keys replace the current ones; deployments of accounts that remain are kept."""
         self.config = parse_config({**self.config.to_json(), **changes})
         self.state.reconfigure(self.config.accounts)
+        self.foundry.reconfigure(self.config.foundry_projects)
 
     def reset(self) -> None:
         self.state.reseed(self.config.accounts)
+        self.foundry.reseed(self.config.foundry_projects)
         self.state.release()
         self.faults.clear()
         self.observer.clear()

@@ -329,7 +329,15 @@ def test_deployment_rules_are_the_services(document: dict[str, Any]) -> None:
         "deploy_fine_tuning_job": web.MAX_JSON_BODY_BYTES,
         "chat_completions": 32 * 1024 * 1024,  # INFERENCE_MAX_BODY_BYTES' default
         "process_image": images.MAX_IMAGE_BYTES,
+        "put_serverless_endpoint": web.MAX_JSON_BODY_BYTES,
+        "serverless_chat_completions": 32 * 1024 * 1024,
     }
+    from services import serverless_requests
+
+    endpoint = serverless_requests.EndpointRequest.model_json_schema()
+    assert set(_schema(document, "ServerlessEndpointRequest")["properties"]) == set(endpoint["properties"])
+    assert _schema(document, "ServerlessEndpointRequest")["required"] == endpoint["required"] == ["model"]
+    assert parameters["endpointName"]["schema"]["pattern"] == serverless_requests.ENDPOINT_NAME.pattern
 
 
 def test_wait_bounds_are_the_default_settings(document: dict[str, Any]) -> None:

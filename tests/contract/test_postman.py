@@ -58,6 +58,7 @@ def test_collection_is_postman_v2_1_with_a_base_url(collection: dict[str, Any]) 
         "Deployments",
         "Inference",
         "Fine-tuning",
+        "Serverless endpoints",
         "Audit",
         "Contract",
     ]

@@ -57,6 +57,12 @@ MAX_EXAMPLES = {
     "scale_deployment": 200,
     "delete_deployment": 150,
     "deploy_fine_tuning_job": 150,
+    # Serverless endpoints: the same request handling as deployments, fewer examples keep the run's time.
+    "list_serverless_endpoints": 30,
+    "get_serverless_endpoint": 40,
+    "put_serverless_endpoint": 60,
+    "delete_serverless_endpoint": 40,
+    "serverless_chat_completions": 60,
     # The document itself: nothing to vary but the request id.
     "openapi_document": 10,
 }

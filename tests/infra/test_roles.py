@@ -10,6 +10,7 @@ STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+AZURE_AI_DEVELOPER = "64702f94-c441-49e6-a78b-ef80e0188fee"
 
 # Roles that would give the app more than it needs (keys, or control of the resources themselves).
 TOO_BROAD = {
@@ -35,7 +36,7 @@ def _role_id(assignment: dict[str, Json]) -> Json:
 
 
 def test_every_assignment_is_to_the_app_identity_as_service_principal() -> None:
-    for relative in ("modules/host-roles.bicep", "modules/openai-role.bicep"):
+    for relative in ("modules/host-roles.bicep", "modules/openai-role.bicep", "modules/foundry-role.bicep"):
         for assignment in _assignments(relative):
             assert assignment["properties"]["principalId"] == "principalId", relative
             # ServicePrincipal avoids the replication race on a just-created identity.
@@ -108,6 +109,26 @@ def test_openai_role_module_leaves_the_account_alone() -> None:
     assert set(body(account)) == {"name"}
     (assignment,) = _assignments("modules/openai-role.bicep")
     assert assignment["scope"] == "account"
+    assert _role_id(assignment) == "roleDefinitionId"
+
+
+def test_foundry_projects_get_azure_ai_developer_on_the_project_alone() -> None:
+    main = template("main.bicep")
+    assert param_default(main, "foundryProjectRoleDefinitionId") == AZURE_AI_DEVELOPER
+    module = main["modules"]["foundryRoles"]
+    assert module["detail"]["path"] == "modules/foundry-role.bicep"
+    loop = module["config"]["loop_type"]
+    assert loop["type"] == "object" and loop["detail"]["object_name"] == "foundryProjects"
+    config = body(module)
+    assert config["params"]["roleDefinitionId"] == "foundryProjectRoleDefinitionId"
+    scope = config["scope"]["function"]
+    assert scope["type"] == "resource_group"
+    assert {"subscriptionId", "resourceGroup"} <= {str(v) for v in walk(scope["parameters"]) if isinstance(v, str)}
+    doc = template("modules/foundry-role.bicep")
+    workspace = doc["resources"]["workspace"]
+    assert workspace["existing"] is True and set(body(workspace)) == {"name"}
+    (assignment,) = _assignments("modules/foundry-role.bicep")
+    assert assignment["scope"] == "workspace"  # the project, not its resource group or hub
     assert _role_id(assignment) == "roleDefinitionId"
 
 

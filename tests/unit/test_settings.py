@@ -314,6 +314,9 @@ SAMPLES = {
     "AzureWebJobsStorage__credential": "managedidentity",
     "AzureWebJobsStorage__clientId": SUB,
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k",
+    "FOUNDRY_PROJECTS": json.dumps({"ml": {"subscriptionId": SUB, "resourceGroup": "rg-ml", "workspaceName": "proj"}}),
+    "DEFAULT_PROJECT": "ml2",
+    "ML_ARM_API_VERSION": "2025-06-01",
     **{name: str(high) for name, _, high, *_ in TUNING},
 }
 
@@ -330,5 +333,8 @@ def test_setting_names_are_the_models() -> None:
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_every_setting_is_read(name: str) -> None:
     baseline = env(TWO, DEFAULT_ACCOUNT="main")
+    if name == "DEFAULT_PROJECT":  # it names one of the projects, so it needs them
+        project = json.loads(SAMPLES["FOUNDRY_PROJECTS"])["ml"]
+        baseline.update(FOUNDRY_PROJECTS=json.dumps({"ml": project, "ml2": project}), DEFAULT_PROJECT="ml")
     changed = load_settings({**baseline, name: SAMPLES[name]})
     assert changed.model_dump() != load_settings(baseline).model_dump()
