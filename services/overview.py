@@ -71,7 +71,10 @@ def sources_of(app: AppContext, request_id: str | None) -> Sources:
 async def overview(app: AppContext, caller: Caller, *, request_id: str | None = None) -> dict[str, Any]:
     """The route's answer, from this app's sources."""
     settings = app.settings
-    return await build(sources_of(app, request_id), settings.price_table, caller)
+    answer = await build(sources_of(app, request_id), settings.price_table, caller)
+    # Whether GET /audit can answer here (records that only go to the log, locally, cannot be queried).
+    answer["auditQueryable"] = settings.storage.configured
+    return answer
 
 
 async def build(sources: Sources, table: PriceTable, caller: Caller) -> dict[str, Any]:

@@ -6,6 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const FINAL = new Set(["Succeeded", "Failed", "Canceled"]);
   const POLL_MS = 1000;
+  const SHOWN_AS_COLUMNS = new Set(["expiresAt", "keepAlive"]); // tags the Expires and Keep-alive columns show
   const POLL_LIMIT = 600; // ten minutes of polling at most, then the row says to refresh
   const functionKey = new URLSearchParams(window.location.search).get("code"); // AUTH_MODE=keys
 
@@ -118,11 +119,13 @@
     renderPending(answer.data.pendingDeployments || []);
     renderFilters(answer.data);
     renderRows();
-    if (roles.includes("Audit.Read")) loadAudit(); else show($("audit-section"), false);
+    if (roles.includes("Audit.Read")) loadAudit(answer.data.auditQueryable !== false); else show($("audit-section"), false);
   }
 
-  async function loadAudit() {
-    const answer = await call("GET", "audit?top=20");
+  async function loadAudit(queryable) {
+    const answer = queryable
+      ? await call("GET", "audit?top=20")
+      : { status: 0, message: "in this set-up audit records go to the app's log only (no AzureWebJobsStorage)." };
     const body = $("audit").tBodies[0];
     body.replaceChildren();
     if (answer.status !== 200) {
@@ -250,7 +253,6 @@
     state: (row) => String(row.state || ""),
     expires: (row) => countdown(row.expiresAt).order,
     idle: (row) => row.idleDays ?? -1,
-    removal: (row) => row.autoDeleteInDays ?? Infinity,
     cost: (row) => row.cost.perHour ?? -1,
   };
 
@@ -302,14 +304,21 @@
     expires.title = expiry.title;
     cell(tr, "Expires", expires);
     cell(tr, "Keep-alive", row.keepAlive ? "on" : "off");
-    cell(tr, "Idle days", row.idleDays, "num");
-    cell(tr, "Removed by Azure in", row.autoDeleteInDays === null || row.autoDeleteInDays === undefined ? null : row.autoDeleteInDays + " d", "num");
+    const idle = el("span", row.idleDays === null || row.idleDays === undefined ? "—" : row.idleDays + " d idle", "idle");
+    if (row.autoDeleteInDays !== null && row.autoDeleteInDays !== undefined) {
+      idle.append(el("span", "removed by Azure in " + row.autoDeleteInDays + " d", "removal"));
+    }
+    if (row.lastUsed) idle.title = "Last called " + row.lastUsed;
+    cell(tr, "Idle / removal", idle);
     const currency = state.data.prices.currency;
-    const basis = row.cost.basis === "tokens" ? " (tokens only)" : "";
-    cell(tr, "Per hour (est.)", money(row.cost.perHour, currency) + basis, "num cost");
-    cell(tr, "Per 30 days (est.)", money(row.cost.per30Days, currency), "num");
+    const cost = el("span", null, "cost");
+    cost.append(el("span", money(row.cost.perHour, currency) + " / h", "per-hour"),
+      el("span", row.cost.basis === "tokens" ? "tokens only" : money(row.cost.per30Days, currency) + " / 30 d", "per-month"));
+    cell(tr, "Cost (est.)", cost, "num");
     const tags = el("ul", null, "tags");
-    for (const [key, value] of Object.entries(row.tags || {})) tags.append(el("li", key + "=" + value));
+    for (const [key, value] of Object.entries(row.tags || {})) {
+      if (!SHOWN_AS_COLUMNS.has(key)) tags.append(el("li", key + "=" + value));
+    }
     cell(tr, "Tags", tags.children.length ? tags : "—");
     const actions = el("div", null, "actions");
     if (state.canWrite && row.kind === "deployment") {
