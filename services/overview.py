@@ -87,11 +87,12 @@ async def build(sources: Sources, table: PriceTable, caller: Caller) -> dict[str
     )
     rows: list[Row] = []
     errors: list[dict[str, Any]] = []
+    costs: dict[tuple[str, str, Any], dict[str, Any]] = {}  # many rows share a model, SKU and capacity
     for (source, alias), (items, error) in zip(jobs, listed, strict=True):
         if error is not None:
             errors.append({source.scope: alias, "error": error})
             continue
-        rows.extend(row_of(source, alias, item, table) for item in items)
+        rows.extend(row_of(source, alias, item, table, costs) for item in items)
     idle_rows: list[Row] = []
     for items, error in idle:
         if error is not None:
@@ -127,7 +128,9 @@ async def _guarded(call: Awaitable[list[Row]]) -> tuple[list[Row], dict[str, str
         return [], {"code": "InternalServerError", "message": "This source failed unexpectedly; see the app's log."}
 
 
-def row_of(source: Source, alias: str, item: Row, table: PriceTable) -> Row:
+def row_of(
+    source: Source, alias: str, item: Row, table: PriceTable, costs: dict[tuple[str, str, Any], dict[str, Any]]
+) -> Row:
     """One row of the page from a service view (a deployment, or a serverless endpoint)."""
     model = item.get("model")
     model_name = str(model.get("name") or "") if isinstance(model, dict) else str(model or "")
@@ -136,7 +139,9 @@ def row_of(source: Source, alias: str, item: Row, table: PriceTable) -> Row:
     sku_name = str(sku.get("name") or "") if sku else None
     capacity = sku.get("capacity") if sku else None
     if source.kind == "deployment":
-        cost = estimate(model_name, sku_name or "", capacity, table)
+        key = (model_name, sku_name or "", capacity)
+        cost = costs.get(key) or costs.setdefault(key, estimate(model_name, sku_name or "", capacity, table))
+        cost = dict(cost)
     else:  # serverless endpoints are billed per token: no hourly figure
         cost = {"perHour": 0.0, "per30Days": 0.0, "currency": table.currency, "basis": "tokens", "family": None}
     keep_alive = str(tags.get(KEEP_ALIVE_TAG, "")).strip().lower()
