@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.json or args.out.with_suffix(".json")
     if args.render is not None:
         previous = json.loads(args.render.read_text(encoding="utf-8"))
+        if not any(name in previous for name in SECTIONS):  # a run of the extra sections only
+            args.out.write_text(overview.render(previous, args.render.name), encoding="utf-8")
+            log(f"wrote {args.out} from {args.render}")
+            return 0
         previous["targets"] = report.evaluate(previous)
         args.out.write_text(report.render(previous, args.render.name), encoding="utf-8")
         log(f"wrote {args.out} from {args.render}")
@@ -154,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if quick else "full",
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "command": "python -m bench" + (" --quick" if quick else ""),
+        "command": "python -m bench"
+        + (" --quick" if quick else "")
+        + (f" --only {','.join(wanted)}" if wanted != list(SECTIONS) else ""),
     }
     log(
         f"bench ({results['mode']}) in {work}; {results['machine']['cpus']} CPUs, Python {results['machine']['python']}"

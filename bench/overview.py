@@ -152,9 +152,12 @@ def render(results: dict[str, Any], json_name: str) -> str:
     lines += [
         "",
         "The service lists the five accounts at once (each ARM walk in a worker thread), so the overview costs "
-        "about the slowest account plus the estimates and totals, not the sum. Without added latency the simulator "
-        "itself (one process, serving five lists at once on the same two cores) is what the five walks share; "
-        "with ARM's round trip modelled, the walks overlap as they would against Azure.",
+        "about the slowest account plus the estimates and totals, not the sum of the five. What it cannot overlap "
+        "here is the simulator's own work: one process renders the five accounts' pages one after another on the "
+        "same two cores as the host, where ARM serves them in parallel. Without added latency that work is nearly "
+        "all of a list's time, so the overview costs about the sum; the more of a list's time is ARM's round trip "
+        "(as in Azure), the closer the overview comes to the slowest account. In process, building the answer for "
+        "1,000 rows (views, estimates, totals) takes about 15 ms of the event loop's time.",
         "",
     ]
     return "\n".join(lines)
