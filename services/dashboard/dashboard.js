@@ -58,17 +58,18 @@
     return td;
   }
 
-  function money(value, currency) {
+  function money(value, currency, whole) {
     if (value === null || value === undefined) return "no price";
-    return new Intl.NumberFormat("en-US", { style: "currency", currency: currency || "USD", maximumFractionDigits: 2 }).format(value);
+    const digits = whole ? { maximumFractionDigits: 0, minimumFractionDigits: 0 } : { maximumFractionDigits: 2 };
+    return new Intl.NumberFormat("en-US", { style: "currency", currency: currency || "USD", ...digits }).format(value);
   }
 
   function shortModel(model) {
     if (!model) return "—";
     const ft = model.indexOf(".ft-");
-    if (ft > 0) return model.slice(0, ft).replace(/-\d{4}-\d{2}-\d{2}$/, "") + " ft-" + model.slice(ft + 4, ft + 10) + "…";
+    if (ft > 0) return model.slice(0, ft).replace(/-\d{4}-\d{2}-\d{2}$/, "") + " ft-" + model.slice(ft + 4, ft + 8) + "…";
     if (model.startsWith("ftchkpt-") && model.length > 16) return model.slice(0, 16) + "…";
-    return model.length > 28 ? model.slice(0, 27) + "…" : model;
+    return model.length > 24 ? model.slice(0, 23) + "…" : model;
   }
 
   function countdown(iso) {
@@ -78,7 +79,7 @@
     const minutes = Math.round((when - Date.now()) / 60000);
     const span = Math.abs(minutes);
     const days = Math.floor(span / 1440), hours = Math.floor((span % 1440) / 60), mins = span % 60;
-    const parts = days ? days + " d " + hours + " h" : hours ? hours + " h " + mins + " min" : mins + " min";
+    const parts = days >= 2 ? days + " d" : days ? days + " d " + hours + " h" : hours ? hours + " h " + mins + " min" : mins + " min";
     const title = new Date(when).toISOString();
     return minutes >= 0
       ? { text: "in " + parts, title, expired: false, order: when }
@@ -183,7 +184,7 @@
       cell(tr, "Deployments", group.count, "num");
       cell(tr, "Per hour", money(group.perHour, currency), "num");
       cell(tr, "Per 30 days", money(group.per30Days, currency), "num");
-      cell(tr, "Without a price", group.unpriced, "num");
+      cell(tr, "No price", group.unpriced, "num");
       table.tBodies[0].append(tr);
     }
     const overall = data.totals.overall;
@@ -194,7 +195,7 @@
     cell(tr, "Deployments", overall.count, "num");
     cell(tr, "Per hour", money(overall.perHour, currency), "num").id = "total-per-hour";
     cell(tr, "Per 30 days", money(overall.per30Days, currency), "num").id = "total-per-30-days";
-    cell(tr, "Without a price", overall.unpriced, "num");
+    cell(tr, "No price", overall.unpriced, "num");
     table.tFoot.replaceChildren(tr);
     const source = $("price-source");
     source.replaceChildren("List prices in " + currency + ", checked " + data.prices.checked + ", from ");
@@ -284,7 +285,7 @@
     if (row.idleAndCosting) tr.classList.add("idle-costing");
     const where = el("span", scopeOf(row));
     if (row.kind !== "deployment") where.append(el("span", " (serverless endpoint, project)", "kind"));
-    cell(tr, "Account / project", where);
+    cell(tr, "Account", where);
     const name = el("span", row.name, "name");
     if (row.idleAndCosting) {
       const mark = el("span", "idle and costing", "badge warn");
@@ -306,14 +307,14 @@
     cell(tr, "Keep-alive", row.keepAlive ? "on" : "off");
     const idle = el("span", row.idleDays === null || row.idleDays === undefined ? "—" : row.idleDays + " d idle", "idle");
     if (row.autoDeleteInDays !== null && row.autoDeleteInDays !== undefined) {
-      idle.append(el("span", "removed by Azure in " + row.autoDeleteInDays + " d", "removal"));
+      idle.append(el("span", "Azure removes it in " + row.autoDeleteInDays + " d", "removal"));
     }
     if (row.lastUsed) idle.title = "Last called " + row.lastUsed;
-    cell(tr, "Idle / removal", idle);
+    cell(tr, "Idle", idle);
     const currency = state.data.prices.currency;
     const cost = el("span", null, "cost");
     cost.append(el("span", money(row.cost.perHour, currency) + " / h", "per-hour"),
-      el("span", row.cost.basis === "tokens" ? "tokens only" : money(row.cost.per30Days, currency) + " / 30 d", "per-month"));
+      el("span", row.cost.basis === "tokens" ? "tokens only" : money(row.cost.per30Days, currency, true) + " / 30 d", "per-month"));
     cell(tr, "Cost (est.)", cost, "num");
     const tags = el("ul", null, "tags");
     for (const [key, value] of Object.entries(row.tags || {})) {

@@ -74,6 +74,16 @@ def test_page_shows_every_account_with_totals_and_no_console_errors(admin: Opene
     assert admin.errors == []
 
 
+def test_readable_on_a_phone(admin: Opened) -> None:
+    admin.page.set_viewport_size({"width": 390, "height": 800})
+    overflow = admin.page.evaluate("document.documentElement.scrollWidth")
+    assert overflow <= 390, f"the page is {overflow} px wide at 390 px"
+    cell = admin.row("support-bot").locator("td").first
+    label = cell.evaluate("td => getComputedStyle(td, '::before').content")
+    assert label == '"Account"'  # each row is a card of labelled lines
+    assert admin.page.locator("#totals").evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
+
+
 def test_a_hostile_tag_is_shown_as_text(admin: Opened) -> None:
     row = admin.row("tagged")
     assert f"note={HOSTILE}" in row.locator(".tags").inner_text()
