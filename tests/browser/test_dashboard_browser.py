@@ -109,6 +109,17 @@ def test_scale_goes_through_to_succeeded_and_the_row_updates(admin: Opened, fres
     assert admin.errors == []
 
 
+def test_a_refused_change_shows_the_reason(admin: Opened, fresh: Served) -> None:
+    admin.row("support-bot").get_by_role("button", name="Scale support-bot").click()
+    admin.page.locator("#scale-capacity").fill("100000")
+    admin.page.locator("#scale-submit").click()
+    status = admin.row("support-bot").locator(".status", has_text="refused")
+    status.wait_for()
+    assert "InvalidCapacity" in status.inner_text() and "capacity" in status.inner_text().lower()
+    assert not [r for r in fresh.control.requests("arm") if r["method"] == "PATCH"]
+    assert admin.row("support-bot").locator("td.capacity").inner_text() == "1"
+
+
 def test_delete_asks_for_confirmation_naming_the_deployment(admin: Opened, fresh: Served) -> None:
     page = admin.page
     admin.row("tagged").get_by_role("button", name="Delete tagged").click()
