@@ -12,6 +12,7 @@ from __future__ import annotations
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
+from blueprints import dashboard
 from blueprints.respond import AUTH_LEVEL, in_thread, respond
 from blueprints.serverless import bp as serverless_blueprint
 from services.auth import Role
@@ -26,6 +27,7 @@ app = func.FunctionApp(http_auth_level=AUTH_LEVEL)
 get_context().start()  # settings and the audit store's whereabouts are reported when the host starts
 # Each capability beyond deployments, inference, fine-tuning and audit is a blueprint of its own (blueprints/).
 app.register_functions(serverless_blueprint)
+app.register_functions(dashboard.bp)
 
 
 # Deployments

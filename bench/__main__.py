@@ -24,10 +24,12 @@ from typing import Any
 
 from localdev.wiring import PROJECT_ROOT
 
-from . import coldstart, gateway, images, management, profiles, report
+from . import coldstart, gateway, images, management, overview, profiles, report
 from .stack import Stack
 
 SECTIONS = ("gateway", "saturation", "reuse", "images", "management", "coldstart")
+# Run only when named (`--only overview --out docs/performance-overview.md`); reported on their own.
+EXTRA_SECTIONS = ("overview",)
 
 
 def log(message: str) -> None:
@@ -111,7 +113,11 @@ def _timed(results: dict[str, Any], name: str, work: Callable[[], Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: few requests per cell (under a minute)")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS + EXTRA_SECTIONS)} (default: {','.join(SECTIONS)})",
+    )
     parser.add_argument(
         "--profile",
         action=argparse.BooleanOptionalAction,
@@ -132,12 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.json or args.out.with_suffix(".json")
     if args.render is not None:
         previous = json.loads(args.render.read_text(encoding="utf-8"))
+        if not any(name in previous for name in SECTIONS):  # a run of the extra sections only
+            args.out.write_text(overview.render(previous, args.render.name), encoding="utf-8")
+            log(f"wrote {args.out} from {args.render}")
+            return 0
         previous["targets"] = report.evaluate(previous)
         args.out.write_text(report.render(previous, args.render.name), encoding="utf-8")
         log(f"wrote {args.out} from {args.render}")
         return 0
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(wanted) - set(SECTIONS))
+    unknown = sorted(set(wanted) - set(SECTIONS) - set(EXTRA_SECTIONS))
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
     quick = args.quick
@@ -148,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if quick else "full",
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "command": "python -m bench" + (" --quick" if quick else ""),
+        "command": "python -m bench"
+        + (" --quick" if quick else "")
+        + (f" --only {','.join(wanted)}" if wanted != list(SECTIONS) else ""),
     }
     log(
         f"bench ({results['mode']}) in {work}; {results['machine']['cpus']} CPUs, Python {results['machine']['python']}"
@@ -239,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                 return out
 
             _timed(results, "coldstart", cold)
+        if "overview" in wanted:
+            _timed(results, "overview", lambda: overview.run(stack, 5 if quick else 15, log))
 
         try:
             targets = report.evaluate(results)
@@ -257,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
-    args.out.write_text(report.render(results, json_path.name), encoding="utf-8")
+    if set(wanted) <= set(EXTRA_SECTIONS):
+        args.out.write_text(overview.render(results, json_path.name), encoding="utf-8")
+    else:
+        args.out.write_text(report.render(results, json_path.name), encoding="utf-8")
     log(f"wrote {args.out} and {json_path} in {results['duration_s']} s")
     if not args.keep:
         import shutil

@@ -51,6 +51,7 @@ def banner(base: str, simulator: str, folder: Path) -> str:
     api = f"{base}/api"
     return f"""
 Service:   {api}   (accounts: {", ".join(a.alias for a in DEMO_ACCOUNTS)}; default {DEMO_ACCOUNTS[0].alias})
+Page:      {api}/dashboard   (every deployment of every account, estimated cost, actions; open it in a browser)
 Simulator: {simulator}   (request log: {simulator}/_sim/requests, state: {simulator}/_sim/state)
 Logs:      {folder}   (removed on exit)
 
@@ -65,6 +66,8 @@ Try it:
   # deploy a model that lives in the 'east' account into 'main' (cross-region)
   curl -i -X PUT '{api}/deployments/east-model?wait=30' -H 'Content-Type: application/json' \\
        -d '{{"model": "{east_model}", "source": "east"}}'
+  # every account's deployments in one answer, with estimated cost (what the page shows)
+  curl -s {api}/overview
   # the audit trail of every change (stored in Azurite's Table Storage)
   curl -s {api}/audit
   # list, then delete (202, then 204 once gone)

@@ -114,6 +114,27 @@ DEMO_ACCOUNTS = (
         account_name="aoai-eastus2",
         location="eastus2",
         models=("gpt-4o-2024-08-06.ft-3e4f5a6b7c8d",),
+        # Fine-tuned deployments of two teams, so the platform page (/api/dashboard) shows more than one account.
+        deployments=(
+            {
+                "name": "east-chat",
+                "model": {"format": "OpenAI", "name": "gpt-4o-2024-08-06.ft-3e4f5a6b7c8d", "version": "1"},
+                "sku": {"name": "Standard", "capacity": 2},
+                "tags": {"team": "support", "keepAlive": "true"},
+            },
+            {
+                "name": "east-reports",
+                "model": {"format": "OpenAI", "name": "gpt-4o-2024-08-06.ft-3e4f5a6b7c8d", "version": "1"},
+                "sku": {"name": "GlobalStandard", "capacity": 5},
+                "tags": {"team": "analytics", "expiresAt": "2027-06-30T00:00:00Z"},
+            },
+            {
+                "name": "east-trial",
+                "model": {"format": "OpenAI", "name": "gpt-4o-2024-08-06.ft-3e4f5a6b7c8d", "version": "1"},
+                "sku": {"name": "DeveloperTier", "capacity": 1},
+                "tags": {"team": "research"},
+            },
+        ),
         # Only this deployment may be called through the service on this account.
         inference_deployments=("east-chat",),
     ),

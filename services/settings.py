@@ -36,6 +36,7 @@ from .setting_types import (
     setting,
     tuning,
 )
+from .settings_dashboard import DashboardSettings
 from .settings_errors import configuration_error
 from .settings_foundry import FoundrySettings
 
@@ -64,7 +65,7 @@ AuthMode = Literal["entra", "keys", "none"]
 _ARM, _INFERENCE = ARM_DEFAULTS, INFERENCE_DEFAULTS
 
 
-class Settings(FoundrySettings, BaseSettings):
+class Settings(FoundrySettings, DashboardSettings, BaseSettings):
     """Every app setting the code reads. Field aliases are the exact (case-sensitive) variable names."""
 
     model_config = SettingsConfigDict(

@@ -6,7 +6,8 @@
     contract    tests/contract: the published API document held against the running host
     infra       tests/infra: the Bicep templates, checkov and the deploy scripts
     bench       tests/bench: a smoke run of the benchmark harness
-    slow        any test that starts child processes (all of e2e, contract and bench, and the few elsewhere)
+    browser     tests/browser: the platform page in headless Chromium against the simulator
+    slow        any test that starts child processes (all of e2e, contract, bench and browser, and the few elsewhere)
 
 Each test also gets an `xdist_group`: its module (the whole infra suite is one group), for `--dist loadgroup`.
 
@@ -27,9 +28,9 @@ from typing import Any
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-SUITES = ("unit", "simulator", "e2e", "contract", "infra", "bench")
+SUITES = ("unit", "simulator", "e2e", "contract", "infra", "bench", "browser")
 # Suites whose every test runs against processes started for the session.
-SLOW_SUITES = frozenset({"e2e", "contract", "bench"})
+SLOW_SUITES = frozenset({"e2e", "contract", "bench", "browser"})
 # Elsewhere: modules that start processes themselves, and fixtures that do (checkov runs in its own venv).
 SLOW_MODULES = frozenset({"simulator/test_cli.py", "infra/test_app_registration.py"})
 SLOW_FIXTURES = frozenset({"checkov_python", "checkov_report", "checkov_pycep_version"})

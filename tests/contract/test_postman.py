@@ -60,6 +60,7 @@ def test_collection_is_postman_v2_1_with_a_base_url(collection: dict[str, Any]) 
         "Fine-tuning",
         "Serverless endpoints",
         "Audit",
+        "Overview",
         "Contract",
     ]
     for name, item in requests_of(collection):

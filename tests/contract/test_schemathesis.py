@@ -65,6 +65,10 @@ MAX_EXAMPLES = {
     "serverless_chat_completions": 60,
     # The document itself: nothing to vary but the request id.
     "openapi_document": 10,
+    # The page and its files are fixed; the overview reads every account (no parameters but the request id).
+    "dashboard_page": 5,
+    "dashboard_file": 15,
+    "get_overview": 10,
 }
 # Real values the generator mixes in (with the probability given; the rest stays fully random), so generated
 # requests also meet existing accounts, deployments and jobs instead of stopping at 404 every time.

@@ -175,7 +175,9 @@ def test_list_follows_paging(api: Api, sim: SimulatorControl) -> None:
 def test_list_of_other_account(api: Api, sim: SimulatorControl) -> None:
     response = api.get(account="east")
     assert response.status_code == 200
-    assert response.json() == {"value": []}
+    listed = response.json()["value"]
+    assert [item["name"] for item in listed] == [seed["name"] for seed in EAST.deployments]
+    assert {item["account"] for item in listed} == {"east"}
     assert arm_requests(sim, "GET")[0]["path"].endswith("/accounts/aoai-eastus2/deployments")
 
 

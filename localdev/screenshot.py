@@ -1,0 +1,88 @@
+"""Regenerate docs/dashboard.png: the platform page against the local simulator, in headless Chromium.
+
+    python -m localdev.screenshot [--out docs/dashboard.png] [--width 1280]     (bin/screenshot)
+
+Starts the simulator and the host as `bin/run-local` does (AUTH_MODE=none, so every control shows), adds a few
+fine-tuned deployments of different teams to the demo accounts, and photographs /api/dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .browser import launch
+from .wiring import (
+    DEMO_ACCOUNTS,
+    PROJECT_ROOT,
+    service_environment,
+    simulator_config,
+    start_host,
+    start_simulator,
+    stop,
+)
+
+MAIN = DEMO_ACCOUNTS[0]
+# Deployments a platform team typically sees next to the demo accounts' own.
+EXTRA: list[dict[str, Any]] = [
+    {
+        "name": "support-bot",
+        "model": {"format": "OpenAI", "name": MAIN.models[0], "version": "1"},
+        "sku": {"name": "Standard", "capacity": 1},
+        "tags": {"team": "support", "expiresAt": "2027-01-15T18:00:00Z"},
+    },
+    {
+        "name": "claims-triage",
+        "model": {"format": "OpenAI", "name": MAIN.models[1], "version": "1"},
+        "sku": {"name": "GlobalStandard", "capacity": 20},
+        "tags": {"team": "claims", "keepAlive": "true"},
+    },
+]
+
+
+def showcase_config() -> dict[str, Any]:
+    config = simulator_config(provisioningDelaySeconds=1)
+    config["accounts"][0]["deployments"] = [*config["accounts"][0]["deployments"], *EXTRA]
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localdev.screenshot", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "dashboard.png")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=800)
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="dashboard-shot-") as folder_name:
+        folder = Path(folder_name)
+        header = secrets.token_urlsafe(16)
+        config = folder / "simulator.json"
+        config.write_text(json.dumps(showcase_config()), encoding="utf-8")
+        simulator = start_simulator(config, header, folder / "simulator.log")
+        host = None
+        try:
+            environment = {**service_environment(simulator.url, header), "AUTH_MODE": "none"}
+            host = start_host(environment, folder / "host.log")
+            with sync_playwright() as playwright:
+                browser = launch(playwright)
+                page = browser.new_page(viewport={"width": args.width, "height": args.height})
+                page.goto(f"{host.url}/api/dashboard")
+                page.wait_for_selector("#rows tbody tr")
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(args.out), full_page=True)
+                browser.close()
+        finally:
+            if host is not None:
+                stop(host.process)
+            stop(simulator.process)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
