@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ServiceError
-from .prices import PriceTable, estimate
+from .prices import PriceTable, estimate, estimate_serverless
 
 if TYPE_CHECKING:
     from .auth import Caller
@@ -58,14 +58,22 @@ class Sources:
 
 
 def sources_of(app: AppContext, request_id: str | None) -> Sources:
-    """What the overview is made of in this app: the deployments of every configured account. Serverless
-    endpoints (a `Source` of kind "serverlessEndpoint", scope "project"), the idle report and deploy intents
-    are added here when the app has them."""
+    """What the overview is made of in this app: the deployments of every configured account and the serverless
+    endpoints of every configured Foundry project."""
+    settings = app.settings
 
     async def deployments(alias: str) -> list[Row]:
         return await app.run_blocking(app.deployments.list_deployments, alias, request_id=request_id)
 
-    return Sources(lists=[Source("deployment", "account", list(app.settings.accounts), deployments)])
+    async def endpoints(alias: str) -> list[Row]:
+        return await app.run_blocking(app.serverless.list_endpoints, alias, request_id=request_id)
+
+    return Sources(
+        lists=[
+            Source("deployment", "account", list(settings.accounts), deployments),
+            Source("serverlessEndpoint", "project", list(settings.foundry_projects), endpoints),
+        ]
+    )
 
 
 async def overview(app: AppContext, caller: Caller, *, request_id: str | None = None) -> dict[str, Any]:
@@ -142,8 +150,8 @@ def row_of(
         key = (model_name, sku_name or "", capacity)
         cost = costs.get(key) or costs.setdefault(key, estimate(model_name, sku_name or "", capacity, table))
         cost = dict(cost)
-    else:  # serverless endpoints are billed per token: no hourly figure
-        cost = {"perHour": 0.0, "per30Days": 0.0, "currency": table.currency, "basis": "tokens", "family": None}
+    else:  # a serverless endpoint: tokens only for a catalog model, an hourly fee for a fine-tuned one
+        cost = estimate_serverless(model_name, table)
     keep_alive = str(tags.get(KEEP_ALIVE_TAG, "")).strip().lower()
     row: Row = {
         "kind": source.kind,

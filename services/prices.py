@@ -35,6 +35,8 @@ class PriceTable(BaseModel):
     note: str = ""
     hosting: dict[str, dict[str, Price]]
     provisionedPerUnitHour: dict[str, Price] = Field(default_factory=dict)
+    # Foundry serverless endpoints of fine-tuned (workspace) models: model-name prefix (lower case) -> hourly fee.
+    serverlessHosting: dict[str, Price] = Field(default_factory=dict)
 
     def about(self) -> dict[str, str]:
         """What the page says of the figures: where they come from, when they were read."""
@@ -87,6 +89,32 @@ def family_of(model: str, table: PriceTable) -> str | None:
     return ANY_FAMILY if ANY_FAMILY in table.hosting else None
 
 
+def estimate_serverless(model_id: str, table: PriceTable) -> dict[str, Any]:
+    """A Foundry serverless endpoint: a catalog model (`azureml://registries/...`) is billed per token only; a
+    fine-tuned model of the project (`azureml://locations/.../workspaces/.../models/<name>/...`) pays an hourly
+    hosting fee, priced by the longest `serverlessHosting` prefix of its name (`unknown` when none matches)."""
+    family = None
+    per_hour: float | None
+    if "/workspaces/" not in model_id:
+        basis, per_hour = "tokens", 0.0
+    else:
+        name = model_id.split("/models/", 1)[-1].split("/", 1)[0].lower()
+        matches = [prefix for prefix in table.serverlessHosting if name.startswith(prefix.lower())]
+        family = max(matches, key=len) if matches else None
+        basis, per_hour = ("hosting", table.serverlessHosting[family]) if family else ("unknown", None)
+    return _cost(per_hour, basis, family, table)
+
+
+def _cost(per_hour: float | None, basis: str, family: str | None, table: PriceTable) -> dict[str, Any]:
+    return {
+        "perHour": None if per_hour is None else round(per_hour, 4),
+        "per30Days": None if per_hour is None else round(per_hour * HOURS_PER_30_DAYS, 2),
+        "currency": table.currency,
+        "basis": basis,
+        "family": family,
+    }
+
+
 def estimate(model: str, sku: str, capacity: int | None, table: PriceTable) -> dict[str, Any]:
     """The estimated hosting cost of one deployment: per hour and per 30 days, and what it is based on
     (`hosting`: a fine-tuned model's hourly fee; `provisioned`: per PTU; `tokens`: no hourly cost, tokens only;
@@ -103,10 +131,4 @@ def estimate(model: str, sku: str, capacity: int | None, table: PriceTable) -> d
         prices = {name.lower(): price for name, price in table.hosting.get(family or "", {}).items()}
         price = prices.get(sku.lower())
         basis, per_hour = ("hosting", price) if price is not None else ("unknown", None)
-    return {
-        "perHour": None if per_hour is None else round(per_hour, 4),
-        "per30Days": None if per_hour is None else round(per_hour * HOURS_PER_30_DAYS, 2),
-        "currency": table.currency,
-        "basis": basis,
-        "family": family,
-    }
+    return _cost(per_hour, basis, family, table)

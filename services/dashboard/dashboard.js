@@ -38,6 +38,9 @@
   }
 
   function deploymentPath(row) {
+    if (row.kind === "serverlessEndpoint") {
+      return "serverless-endpoints/" + encodeURIComponent(row.name) + "?project=" + encodeURIComponent(row.project);
+    }
     return "deployments/" + encodeURIComponent(row.name) + "?account=" + encodeURIComponent(row.account);
   }
 
@@ -330,6 +333,8 @@
           () => act(row, "keep-alive", "PATCH", { keepAlive: !row.keepAlive })),
         button("Delete", "Delete " + row.name, () => openDelete(row), "danger"),
       );
+    } else if (state.canWrite) {  // a serverless endpoint: no capacity to scale; delete it
+      actions.append(button("Delete", "Delete " + row.name, () => openDelete(row), "danger"));
     }
     const status = el("span", state.busy.get(key(row)) || "", "status");
     status.setAttribute("role", "status");
@@ -416,7 +421,9 @@
 
   function openDelete(row) {
     $("delete-title").textContent = "Delete " + row.name + "?";
-    $("delete-text").textContent = "This deletes the deployment \u201c" + row.name + "\u201d in account " + row.account
+    const what = row.kind === "serverlessEndpoint" ? "serverless endpoint" : "deployment";
+    const where = row.kind === "serverlessEndpoint" ? "project " + row.project : "account " + row.account;
+    $("delete-text").textContent = "This deletes the " + what + " \u201c" + row.name + "\u201d in " + where
       + ". Calls to it fail from then on; the fine-tuned model itself is kept and can be deployed again.";
     $("delete-confirm").textContent = "Delete " + row.name;
     openDialog("delete-dialog", row);

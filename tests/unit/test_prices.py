@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.errors import ConfigurationError
-from services.prices import default_table, estimate, family_of
+from services.prices import default_table, estimate, estimate_serverless, family_of
 from services.settings import load_settings
 
 pytestmark = pytest.mark.unit
@@ -82,3 +82,15 @@ def test_bad_price_table_names_the_setting(value: str, fragment: str) -> None:
         load_settings({"AZURE_OPENAI_ACCOUNTS": ACCOUNTS, "PRICE_TABLE": value})
     assert raised.value.target == "PRICE_TABLE"
     assert raised.value.message.startswith("PRICE_TABLE ") and fragment in raised.value.message
+
+
+def test_serverless_endpoints_pay_hosting_only_for_fine_tuned_models() -> None:
+    table = default_table().model_copy(update={"serverlessHosting": {"phi-4-mini": 0.8, "phi-4": 1.2}})
+    workspace = "azureml://locations/eastus2/workspaces/7d1f0c5e-2b3a-4c4d-9e8f-a1b2c3d4e5f6/models"
+    fine_tuned = estimate_serverless(f"{workspace}/phi-4-mini-support-ft/versions/2", table)
+    assert (fine_tuned["basis"], fine_tuned["family"], fine_tuned["perHour"]) == ("hosting", "phi-4-mini", 0.8)
+    assert fine_tuned["per30Days"] == 576.0
+    catalog = estimate_serverless("azureml://registries/Meta/models/Meta-Llama-3.1-8B-Instruct", table)
+    assert (catalog["basis"], catalog["perHour"]) == ("tokens", 0.0)
+    unpriced = estimate_serverless(f"{workspace}/llama-ft/versions/1", default_table())
+    assert (unpriced["basis"], unpriced["perHour"]) == ("unknown", None)
