@@ -13,6 +13,7 @@ import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from blueprints.respond import AUTH_LEVEL, in_thread, respond
+from blueprints.usage import bp as usage_blueprint
 from services.auth import Role
 from services.context import AppContext, get_context
 from services.request_context import RequestContext
@@ -24,6 +25,7 @@ MAX_IMAGE_BODY_BYTES = 20 * 1024 * 1024
 app = func.FunctionApp(http_auth_level=AUTH_LEVEL)
 get_context().start()  # settings and the audit store's whereabouts are reported when the host starts
 # Each capability beyond deployments, inference, fine-tuning and audit is a blueprint of its own (blueprints/).
+app.register_functions(usage_blueprint)
 
 
 # Deployments
@@ -91,7 +93,7 @@ async def chat_completions(req: Request) -> Response:
         req,
         Role.INFERENCE_INVOKE,
         lambda app, c, body: app.gateway.chat_completions(
-            account, deployment, version, body, request_id=c.request_id, caller=c.caller_id
+            account, deployment, version, body, request_id=c.request_id, caller=c.caller_id, principal=c.caller
         ),
         body_limit=lambda app: app.settings.inference.max_body_bytes,  # read no further than the setting
     )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .deployments import DeploymentService
     from .inference import InferenceGateway
     from .settings import Account
+    from .shared_gateway import SharedGateway
     from .tenants import TenantTokens
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class AppContext:
         self._tenant_arms: dict[str, ArmClient] = {}
         self._deployments: DeploymentService | None = None
         self._gateway: InferenceGateway | None = None
+        self._shared_gateway: SharedGateway | None = None
         self._audit_store: AuditStore | None = None
 
     # Made on first use
@@ -168,9 +170,22 @@ class AppContext:
             from .inference import InferenceGateway
 
             settings = self.settings
-            return InferenceGateway(settings, self.data_plane_tokens)
+            gateway = InferenceGateway(settings, self.data_plane_tokens)
+            gateway.shared = self.shared_gateway
+            return gateway
 
         return self._made("_gateway", make)
+
+    @property
+    def shared_gateway(self) -> SharedGateway:
+        """Limits, failover trips (Redis when REDIS_HOST is set), the usage ledger and metrics."""
+
+        def make() -> SharedGateway:
+            from .shared_gateway import build_shared
+
+            return build_shared(self.settings, lambda: self.credential)
+
+        return self._made("_shared_gateway", make)
 
     @property
     def audit_store(self) -> AuditStore:
@@ -231,12 +246,18 @@ class AppContext:
         from .telemetry import configure_tracing
 
         configure_tracing(settings, lambda: self.credential)
+        from .limiter import report_at_start
+
+        report_at_start(settings.limit_rules, settings.redis_host)
 
     async def aclose(self) -> None:
         """Close async clients, then everything else."""
         gateway = self._gateway
         if gateway is not None:
             await gateway.aclose()
+        shared = self._shared_gateway
+        if shared is not None:
+            await shared.aclose()
         self.close()
 
     def close(self) -> None:
@@ -253,6 +274,9 @@ class AppContext:
             self._pool = self._token_pool = None
             self._deployments = None
             self._gateway = None
+            shared, self._shared_gateway = self._shared_gateway, None
+            if shared is not None:
+                shared.close()
             self._providers.clear()
 
 

@@ -162,16 +162,22 @@ async def route(
             answer = await send(member)
         except (UpstreamUnavailable, GatewayTimeout) as error:
             until = clock() + DEFAULT_TRIP_SECONDS
-            log.warning("group %s: member %s failed (%s), tripped for %g s", group.name, member.name, error.code,
-                        DEFAULT_TRIP_SECONDS)
+            log.warning(
+                "group %s: member %s failed (%s), tripped for %g s",
+                group.name,
+                member.name,
+                error.code,
+                DEFAULT_TRIP_SECONDS,
+            )
         else:
             if answer.status != 429 and answer.status < 500:
                 return member, answer
             seconds = trip_seconds(answer.headers)
             until = clock() + seconds
             await answer.aclose()
-            log.warning("group %s: member %s answered %d, tripped for %g s", group.name, member.name,
-                        answer.status, seconds)
+            log.warning(
+                "group %s: member %s answered %d, tripped for %g s", group.name, member.name, answer.status, seconds
+            )
         await breaker.trip(member.name, until)
         tripped[member.name] = until
     wait = max(1, math.ceil(min(tripped.values()) - clock())) if tripped else 1

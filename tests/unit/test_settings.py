@@ -177,6 +177,8 @@ TUNING = [
     ("INFERENCE_MAX_BODY_BYTES", 1024, 100 * 1024 * 1024, True, "inference.max_body_bytes"),
     ("INFERENCE_RETRY_MAX_WAIT_MS", 0, 10_000, True, "inference.retry_max_wait_ms"),
     ("INFERENCE_POOL_SIZE", 1, 1000, True, "inference.pool_size"),
+    ("REDIS_TIMEOUT_SECONDS", 0.05, 10, False, "redis_timeout_seconds"),
+    ("USAGE_FLUSH_SECONDS", 0.05, 10, False, "usage_flush_seconds"),
 ]
 
 
@@ -314,6 +316,13 @@ SAMPLES = {
     "AzureWebJobsStorage__credential": "managedidentity",
     "AzureWebJobsStorage__clientId": SUB,
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k",
+    "INFERENCE_LIMITS": '[{"caller": "*", "deployment": "main/*", "tokensPerMinute": 1000}]',
+    "INFERENCE_GROUPS": '{"chat": [{"account": "main", "deployment": "chat"}]}',
+    "REDIS_HOST": "cache.swedencentral.redis.azure.net:10000",
+    "LIMITS_WHEN_STORE_DOWN": "closed",
+    "USAGE_TABLE": "chargeback",
+    "REDIS_PASSWORD": "local-only",  # pragma: allowlist secret
+    "REDIS_SSL": "false",
     **{name: str(high) for name, _, high, *_ in TUNING},
 }
 
