@@ -28,6 +28,7 @@ from types import FrameType
 
 from . import host
 from .azurite import start_azurite
+from .redis_server import redis_server, start_redis
 from .wiring import (
     DEMO_ACCOUNTS,
     entra_environment,
@@ -166,6 +167,11 @@ def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.
     storage.mkdir()
     azurite = start_azurite(storage, folder / "azurite.log")
     cleanup.callback(azurite.stop)
+    redis_settings: dict[str, str] = {}
+    if redis_server() is not None:  # bin/run-local installs it; without it the limits count in memory
+        redis = start_redis(folder)
+        cleanup.callback(redis.stop)
+        redis_settings = redis.settings()
     # azure-identity reaches the simulator's Entra endpoint over HTTPS, trusting its throwaway CA.
     os.environ.update(entra_environment(simulator.entra_url, simulator.ca_bundle))
     os.environ.update(
@@ -177,6 +183,7 @@ def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.
             AzureWebJobsStorage=azurite.connection_string,
         )
     )
+    os.environ.update(redis_settings)
     port = listener.getsockname()[1]
     print(banner(f"http://127.0.0.1:{port}", simulator.url, folder))
     sys.stdout.flush()
