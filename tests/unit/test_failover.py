@@ -113,5 +113,5 @@ def test_every_member_tripped_is_429_with_the_smallest_retry_after() -> None:
 
 def test_a_client_error_is_the_answer_not_a_failover() -> None:
     send, sent = scripted({"main/a": Answer(400), "west/b": Answer(400), "east/c": Answer(200)})
-    member, answer = asyncio.run(route(GROUP, LocalBreaker(), send, clock=Clock()))
+    _, answer = asyncio.run(route(GROUP, LocalBreaker(), send, clock=Clock()))
     assert answer.status == 400 and len(sent) == 1
