@@ -47,7 +47,6 @@ def make_redis(
         "ssl": ssl,
         "socket_timeout": timeout_seconds,
         "socket_connect_timeout": timeout_seconds,
-        "retry_on_timeout": False,
         "health_check_interval": 30,
         "max_connections": 64,
     }
