@@ -24,10 +24,10 @@ from typing import Any
 
 from localdev.wiring import PROJECT_ROOT
 
-from . import coldstart, gateway, images, management, profiles, report
+from . import coldstart, gateway, images, management, profiles, report, shared_gateway
 from .stack import Stack
 
-SECTIONS = ("gateway", "saturation", "reuse", "images", "management", "coldstart")
+SECTIONS = ("gateway", "saturation", "reuse", "images", "management", "coldstart", *shared_gateway.SECTIONS)
 
 
 def log(message: str) -> None:
@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 
             _timed(results, "coldstart", cold)
 
+        mine = [name for name in wanted if name in shared_gateway.SECTIONS]
+        if mine:
+            _timed(results, "shared_gateway", lambda: shared_gateway.run(stack, mine, quick, log))
         try:
             targets = report.evaluate(results)
         except Exception as error:  # the raw figures must still be written
@@ -257,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
-    args.out.write_text(report.render(results, json_path.name), encoding="utf-8")
+    only_shared = set(wanted) <= set(shared_gateway.SECTIONS)
+    rendered = shared_gateway.render(results) if only_shared else report.render(results, json_path.name)
+    args.out.write_text(rendered, encoding="utf-8")
     log(f"wrote {args.out} and {json_path} in {results['duration_s']} s")
     if not args.keep:
         import shutil
