@@ -74,6 +74,8 @@ Try it:
   # chat through the managed identity (the openai SDK works too: azure_endpoint="{api}")
   curl -s '{api}/openai/deployments/vision/chat/completions?api-version=2024-10-21' \\
        -H 'Content-Type: application/json' -d '{{"messages": [{{"role": "user", "content": "Hello"}}]}}'
+  # requests and tokens per caller this month, from the usage ledger
+  curl -s '{api}/usage?groupBy=deployment'
   # image analysis, as the original process_image sample
   curl -s -X POST '{api}/process_image?instructions=Describe+this+image' --data-binary @some.png
   # a fine-tuning job, and deploying what it produced

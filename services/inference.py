@@ -193,7 +193,10 @@ class InferenceGateway:
     ) -> tuple[dict[str, Any], CallRecord]:
         """A non-streamed chat completion the service itself makes (`content` is the JSON body, whole or as
         slices sent one after another): answers the parsed body; an upstream error is raised as RelayedError."""
-        record = CallRecord(account.alias, deployment, operation, caller=caller)
+        record = CallRecord(account.alias, deployment, operation, caller=caller, request_id=request_id)
+        record.served_by = f"{account.alias}/{deployment}"
+        if self.shared is not None:
+            self.shared.observe(record)  # the ledger row and metrics (no per-caller limits on this path)
         path = f"/deployments/{quote(deployment)}/chat/completions"
         version = self.settings.azure_openai_api_version
         answer = _raised(await self._send(account, version, "POST", path, content, request_id, record))

@@ -109,7 +109,7 @@ def build_shared(settings: Any, credential: Callable[[], Any]) -> SharedGateway:
 
         redis = make_redis(
             settings.redis_host,
-            credential=credential(),
+            credential=None if settings.redis_password else credential(),
             password=settings.redis_password,
             ssl=settings.redis_ssl,
             timeout_seconds=settings.redis_timeout_seconds,

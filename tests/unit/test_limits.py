@@ -218,3 +218,29 @@ def test_the_entra_credential_provider_uses_the_apps_credential_for_redis() -> N
     # redis-py authenticates each connection with (user name, password): the identity's object id and its token.
     assert provider.get_credentials() == ("7f1d0000-0000-4000-8000-00000000beef", token)
     assert asked and asked[0] == (REDIS_SCOPE,)
+
+
+def test_the_redis_client_uses_entra_over_tls_unless_given_a_local_password() -> None:
+    from redis_entraid.cred_provider import EntraIdCredentialsProvider
+
+    from services.redis_client import make_redis
+
+    class AppCredential:
+        def get_token(self, *scopes: str, **_: Any) -> Any:
+            raise AssertionError("no token is fetched before the first command")
+
+    azure = make_redis(
+        "cache.swedencentral.redis.azure.net:10000",
+        credential=AppCredential(),
+        password=None,
+        ssl=True,
+        timeout_seconds=1,
+    )
+    options = azure.connection_pool.connection_kwargs
+    assert (options["host"], options["port"]) == ("cache.swedencentral.redis.azure.net", 10000)
+    assert isinstance(options["credential_provider"], EntraIdCredentialsProvider)
+    assert options["password"] is None and azure.connection_pool.connection_class.__name__ == "SSLConnection"
+    stand_in = "local-only"  # pragma: allowlist secret
+    local = make_redis("127.0.0.1:6380", credential=None, password=stand_in, ssl=False, timeout_seconds=1)
+    assert local.connection_pool.connection_kwargs["password"] == stand_in
+    assert local.connection_pool.connection_kwargs.get("credential_provider") is None
