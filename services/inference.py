@@ -156,6 +156,11 @@ class InferenceGateway:
                 payload = {**payload, "stream_options": {**(options or {}), "include_usage": True}}
                 content = json.dumps(payload).encode()
                 hide_usage = True
+        if group is not None and self.shared is None:  # a gateway made without its context: trips kept here
+            from .failover import LocalBreaker
+            from .shared_gateway import SharedGateway
+
+            self.shared = SharedGateway(limiter=None, breaker=LocalBreaker())
         hold = await self.shared.admit(record, principal, account, payload) if self.shared else None
         if group is not None:
             answer = await self.shared.route(group, record, self._group_sender(version, content, request_id, record))

@@ -18,7 +18,7 @@ _SUMMED = ("promptTokens", "completionTokens", "totalTokens")
 
 
 def _when(raw: str | None, name: str, default: datetime) -> datetime:
-    if not raw:
+    if raw is None:
         return default
     try:
         when = datetime.fromisoformat(raw.strip().upper().replace("Z", "+00:00"))
@@ -54,7 +54,7 @@ def query_usage(
 ) -> dict[str, Any]:
     """{"value": [{<groupBy>: ..., "requests", "promptTokens", "completionTokens", "totalTokens"}, ...]}, largest
     total first."""
-    key = (group_by or "caller").strip()
+    key = "caller" if group_by is None else group_by.strip()
     if key not in GROUPS:
         raise ValidationError(
             f"groupBy must be one of {', '.join(GROUPS)}; got '{key[:40]}'.",

@@ -116,7 +116,13 @@ def test_a_months_partitions_are_one_key_range() -> None:
 
 @pytest.mark.parametrize(
     ("query", "target"),
-    [({"group_by": "team"}, "groupBy"), ({"start": "yesterday"}, "from"), ({"start": "2027-01-01T00:00:00Z"}, "from")],
+    [
+        ({"group_by": "team"}, "groupBy"),
+        ({"group_by": ""}, "groupBy"),
+        ({"start": "yesterday"}, "from"),
+        ({"start": "2027-01-01T00:00:00Z"}, "from"),
+        ({"end": ""}, "to"),  # given but empty is not "now"
+    ],
 )
 def test_bad_usage_queries_are_400(query: dict[str, str], target: str) -> None:
     arguments: dict[str, Any] = {"start": None, "end": "2026-12-01T00:00:00Z", "group_by": None, **query}
