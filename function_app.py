@@ -15,6 +15,7 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 from blueprints import dashboard
 from blueprints.respond import AUTH_LEVEL, in_thread, respond
 from blueprints.serverless import bp as serverless_blueprint
+from blueprints.usage import bp as usage_blueprint
 from services.auth import Role
 from services.context import AppContext, get_context
 from services.request_context import RequestContext
@@ -28,6 +29,7 @@ get_context().start()  # settings and the audit store's whereabouts are reported
 # Each capability beyond deployments, inference, fine-tuning and audit is a blueprint of its own (blueprints/).
 app.register_functions(serverless_blueprint)
 app.register_functions(dashboard.bp)
+app.register_functions(usage_blueprint)
 
 
 # Deployments
@@ -95,7 +97,7 @@ async def chat_completions(req: Request) -> Response:
         req,
         Role.INFERENCE_INVOKE,
         lambda app, c, body: app.gateway.chat_completions(
-            account, deployment, version, body, request_id=c.request_id, caller=c.caller_id
+            account, deployment, version, body, request_id=c.request_id, caller=c.caller_id, principal=c.caller
         ),
         body_limit=lambda app: app.settings.inference.max_body_bytes,  # read no further than the setting
     )

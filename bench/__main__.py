@@ -24,12 +24,14 @@ from typing import Any
 
 from localdev.wiring import PROJECT_ROOT
 
-from . import coldstart, gateway, images, management, overview, profiles, report
+from . import coldstart, gateway, images, management, overview, profiles, report, shared_gateway
 from .stack import Stack
 
 SECTIONS = ("gateway", "saturation", "reuse", "images", "management", "coldstart")
-# Run only when named (`--only overview --out docs/performance-overview.md`); reported on their own.
-EXTRA_SECTIONS = ("overview",)
+# Run only when named, and reported on their own: `--only overview --out docs/performance-overview.md`, or the
+# shared gateway's `--only limiter,limits_two_hosts,failover --out docs/performance-gateway.md`.
+EXTRA_SECTIONS = ("overview", *shared_gateway.SECTIONS)
+KNOWN = (*SECTIONS, *EXTRA_SECTIONS)
 
 
 def log(message: str) -> None:
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
-        help=f"comma-separated subset of {','.join(SECTIONS + EXTRA_SECTIONS)} (default: {','.join(SECTIONS)})",
+        help=f"comma-separated subset of {','.join(KNOWN)} (default: {','.join(SECTIONS)})",
     )
     parser.add_argument(
         "--profile",
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {args.out} from {args.render}")
         return 0
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(wanted) - set(SECTIONS) - set(EXTRA_SECTIONS))
+    unknown = sorted(set(wanted) - set(KNOWN))
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
     quick = args.quick
@@ -254,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         if "overview" in wanted:
             _timed(results, "overview", lambda: overview.run(stack, 5 if quick else 15, log))
 
+        mine = [name for name in wanted if name in shared_gateway.SECTIONS]
+        if mine:
+            _timed(results, "shared_gateway", lambda: shared_gateway.run(stack, mine, quick, log))
         try:
             targets = report.evaluate(results)
         except Exception as error:  # the raw figures must still be written
@@ -271,10 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
-    if set(wanted) <= set(EXTRA_SECTIONS):
-        args.out.write_text(overview.render(results, json_path.name), encoding="utf-8")
+    if set(wanted) <= {"overview"}:
+        rendered = overview.render(results, json_path.name)
+    elif set(wanted) <= set(shared_gateway.SECTIONS):
+        rendered = shared_gateway.render(results)
     else:
-        args.out.write_text(report.render(results, json_path.name), encoding="utf-8")
+        rendered = report.render(results, json_path.name)
+    args.out.write_text(rendered, encoding="utf-8")
     log(f"wrote {args.out} and {json_path} in {results['duration_s']} s")
     if not args.keep:
         import shutil

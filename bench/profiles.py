@@ -23,7 +23,7 @@ GATEWAY_ROOTS = (
     "InferenceGateway._send (services/inference.py)",
     "Upstream.send (services/upstream.py)",
     "Upstream._attempt (services/upstream.py)",
-    "_relay_events (services/inference.py)",
+    "relay_events (services/inference.py)",
 )
 IMAGE_ROOTS = (
     "respond (blueprints/respond.py)",

@@ -122,6 +122,33 @@ param authMode string = 'entra'
 @maxLength(63)
 param auditTableName string = 'audit'
 
+@description('USAGE_TABLE: table of the app\'s storage account that holds the usage ledger (one row per inference call).')
+@minLength(3)
+@maxLength(63)
+param usageTableName string = 'usage'
+
+@description('INFERENCE_LIMITS: JSON list of per-caller limit rules (README "A gateway many teams share"). Empty: no limits.')
+param inferenceLimits string = ''
+
+@description('INFERENCE_GROUPS: JSON object of failover groups (group name -> members). Empty: none.')
+param inferenceGroups string = ''
+
+@description('LIMITS_WHEN_STORE_DOWN: with Redis unreachable, keep enforcing limits per instance (local) or refuse calls under a limit (closed).')
+@allowed([
+  'local'
+  'closed'
+])
+param limitsWhenStoreDown string = 'local'
+
+@description('Create an Azure Managed Redis instance for the limits\' counters and failover trips (Entra ID only, TLS), and give the app\'s identity its data access policy.')
+param deployRedis bool = false
+
+@description('Azure Managed Redis SKU when deployRedis is true.')
+param redisSkuName string = 'Balanced_B0'
+
+@description('REDIS_HOST of an existing Azure Managed Redis (host:port) when deployRedis is false; its access policy for the app\'s identity is assigned separately (docs/deploy.md). Empty: limits are counted per instance.')
+param redisHost string = ''
+
 @description('Optional overrides of the tuning settings (services.settings.setting_names("tuning")), e.g. {"MAX_WAIT_SECONDS": "120"}. Values are strings.')
 param appTuningSettings object = {}
 
@@ -157,6 +184,10 @@ var allTags = union(tags, {
 var effectiveResourceGroupName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
 var effectiveFunctionAppName = empty(functionAppName) ? 'func-${resourceToken}' : functionAppName
 var effectiveStorageAccountName = empty(storageAccountName) ? 'st${resourceToken}' : storageAccountName
+var effectiveRedisName = 'redis-${resourceToken}'
+// Azure Managed Redis answers on <name>.<region>.redis.azure.net:10000 (known before it exists, so the app's
+// settings need not wait for it).
+var effectiveRedisHost = deployRedis ? '${effectiveRedisName}.${location}.redis.azure.net:10000' : redisHost
 var deploymentContainerName = 'app-package-${take(toLower(effectiveFunctionAppName), 32)}-${take(resourceToken, 7)}'
 
 // The service's own settings (services/settings.py reads them). AZURE_OPENAI_ACCOUNTS is the JSON the code
@@ -178,6 +209,11 @@ var appSettings = union(appTuningSettings, {
   FOUNDRY_PROJECTS: string(foundryProjects)
   DEFAULT_PROJECT: defaultProject
   ML_ARM_API_VERSION: mlArmApiVersion
+  INFERENCE_LIMITS: inferenceLimits
+  INFERENCE_GROUPS: inferenceGroups
+  REDIS_HOST: effectiveRedisHost
+  LIMITS_WHEN_STORE_DOWN: limitsWhenStoreDown
+  USAGE_TABLE: usageTableName
 })
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -207,6 +243,7 @@ module storage 'modules/storage.bicep' = {
     storageAccountName: effectiveStorageAccountName
     deploymentContainerName: deploymentContainerName
     auditTableName: auditTableName
+    usageTableName: usageTableName
   }
 }
 
@@ -245,6 +282,18 @@ module hostRoles 'modules/host-roles.bicep' = {
     principalId: app.outputs.appPrincipalId
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module redis 'modules/redis.bicep' = if (deployRedis) {
+  name: 'redis-${resourceToken}'
+  scope: rg
+  params: {
+    name: effectiveRedisName
+    location: location
+    tags: allTags
+    skuName: redisSkuName
+    principalId: app.outputs.appPrincipalId
   }
 }
 

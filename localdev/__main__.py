@@ -28,6 +28,7 @@ from types import FrameType
 
 from . import host
 from .azurite import start_azurite
+from .redis_server import redis_server, start_redis
 from .wiring import (
     DEMO_ACCOUNTS,
     entra_environment,
@@ -76,6 +77,8 @@ Try it:
   # chat through the managed identity (the openai SDK works too: azure_endpoint="{api}")
   curl -s '{api}/openai/deployments/vision/chat/completions?api-version=2024-10-21' \\
        -H 'Content-Type: application/json' -d '{{"messages": [{{"role": "user", "content": "Hello"}}]}}'
+  # requests and tokens per caller this month, from the usage ledger
+  curl -s '{api}/usage?groupBy=deployment'
   # image analysis, as the original process_image sample
   curl -s -X POST '{api}/process_image?instructions=Describe+this+image' --data-binary @some.png
   # a fine-tuning job, and deploying what it produced
@@ -176,6 +179,11 @@ def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.
     storage.mkdir()
     azurite = start_azurite(storage, folder / "azurite.log")
     cleanup.callback(azurite.stop)
+    redis_settings: dict[str, str] = {}
+    if redis_server() is not None:  # bin/run-local installs it; without it the limits count in memory
+        redis = start_redis(folder)
+        cleanup.callback(redis.stop)
+        redis_settings = redis.settings()
     # azure-identity reaches the simulator's Entra endpoint over HTTPS, trusting its throwaway CA.
     os.environ.update(entra_environment(simulator.entra_url, simulator.ca_bundle))
     os.environ.update(
@@ -187,6 +195,7 @@ def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.
             AzureWebJobsStorage=azurite.connection_string,
         )
     )
+    os.environ.update(redis_settings)
     port = listener.getsockname()[1]
     print(banner(f"http://127.0.0.1:{port}", simulator.url, folder))
     sys.stdout.flush()

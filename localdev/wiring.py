@@ -267,8 +267,7 @@ def start_simulator(config_path: Path, identity_header: str, log_path: Path, *, 
         str(port),
         "--config",
         str(config_path),
-        "--identity-header",
-        identity_header,
+        f"--identity-header={identity_header}",  # one argument even when the secret starts with '-'
         "--tls-dir",
         str(log_path.parent / "simulator-tls"),
     ]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .serverless import ServerlessService
     from .serverless_inference import ServerlessGateway
     from .settings import Account
+    from .shared_gateway import SharedGateway
     from .tenants import TenantTokens
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class AppContext:
         self._tenant_arms: dict[str, ArmClient] = {}
         self._deployments: DeploymentService | None = None
         self._gateway: InferenceGateway | None = None
+        self._shared_gateway: SharedGateway | None = None
         self._audit_store: AuditStore | None = None
         self._serverless: ServerlessService | None = None
         self._serverless_gateway: ServerlessGateway | None = None
@@ -177,7 +179,9 @@ class AppContext:
             from .inference import InferenceGateway
 
             settings = self.settings
-            return InferenceGateway(settings, self.data_plane_tokens)
+            gateway = InferenceGateway(settings, self.data_plane_tokens)
+            gateway.shared = self.shared_gateway
+            return gateway
 
         return self._made("_gateway", make)
 
@@ -202,6 +206,17 @@ class AppContext:
             return ServerlessGateway(self.settings, self.serverless, self.gateway.upstream, self.run_blocking)
 
         return self._made("_serverless_gateway", make)
+
+    @property
+    def shared_gateway(self) -> SharedGateway:
+        """Limits, failover trips (Redis when REDIS_HOST is set), the usage ledger and metrics."""
+
+        def make() -> SharedGateway:
+            from .shared_gateway import build_shared
+
+            return build_shared(self.settings, lambda: self.credential)
+
+        return self._made("_shared_gateway", make)
 
     @property
     def audit_store(self) -> AuditStore:
@@ -262,12 +277,18 @@ class AppContext:
         from .telemetry import configure_tracing
 
         configure_tracing(settings, lambda: self.credential)
+        from .limiter import report_at_start
+
+        report_at_start(settings.limit_rules, settings.redis_host)
 
     async def aclose(self) -> None:
         """Close async clients, then everything else."""
         gateway = self._gateway
         if gateway is not None:
             await gateway.aclose()
+        shared = self._shared_gateway
+        if shared is not None:
+            await shared.aclose()
         self.close()
 
     def close(self) -> None:
@@ -287,6 +308,9 @@ class AppContext:
             if self._serverless_gateway is not None:
                 self._serverless_gateway.forget_keys()
             self._serverless = self._serverless_gateway = None
+            shared, self._shared_gateway = self._shared_gateway, None
+            if shared is not None:
+                shared.close()
             self._providers.clear()
 
 

@@ -148,6 +148,24 @@ class Throttled(ServiceError):
     code = "TooManyRequests"
 
 
+class RateLimitExceeded(Throttled):
+    """The caller is over a per-minute limit of INFERENCE_LIMITS; Retry-After says when enough frees up."""
+
+    code = "RateLimitExceeded"
+
+
+class QuotaExceeded(Forbidden):
+    """The caller's token quota for the period is used up; the message names the period's end."""
+
+    code = "QuotaExceeded"
+
+
+class NoMemberAvailable(Throttled):
+    """Every member of a failover group is throttled or failing; Retry-After is the soonest one back."""
+
+    code = "NoMemberAvailable"
+
+
 # 5xx: the operator or the platform has to act, or the caller retries later.
 
 
@@ -185,6 +203,20 @@ class AuditUnavailable(ServiceError):
 
     status = 503
     code = "AuditUnavailable"
+
+
+class LimitStoreUnavailable(ServiceError):
+    """LIMITS_WHEN_STORE_DOWN=closed and the limits' store (Redis) cannot be reached: nothing is sent upstream."""
+
+    status = 503
+    code = "LimitStoreUnavailable"
+
+
+class UsageUnavailable(ServiceError):
+    """The usage ledger cannot be read (no storage configured, or Table Storage failing)."""
+
+    status = 503
+    code = "UsageUnavailable"
 
 
 class UpstreamUnavailable(ServiceError):

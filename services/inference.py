@@ -19,15 +19,24 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from .errors import Forbidden, NotFound, RelayedError, UpstreamError, ValidationError
+from .errors import (
+    ConfigurationError,
+    Forbidden,
+    NotFound,
+    RelayedError,
+    ServiceError,
+    UpstreamError,
+    ValidationError,
+)
 from .identity import TokenProvider
 from .results import ProxyResponse
 from .settings import Account, Settings
+from .stream_relay import StreamEnd, relay_events
 from .upstream import MAX_CACHED_TARGETS, Answer, Body, SlicedBody, Target, Upstream, make_target
 from .web import RawBody, parse_json_object, retry_after_seconds
 
@@ -41,8 +50,6 @@ _PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "apim-reques
 _RENAMED_HEADERS = {"x-request-id": "x-ms-request-id"}
 MAX_CACHED_CLIENTS = MAX_CACHED_TARGETS
 _PASSED_PREFIXES = ("x-ratelimit-", "openai-", "azureml-model-")
-# Every chunk of a stream that asked for usage carries `"usage": null`; only the one with an object is parsed.
-_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 CHAT_EXAMPLE = '{"messages": [{"role": "user", "content": "Hello"}]}'
 
 
@@ -59,6 +66,13 @@ class CallRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     started: float = field(default_factory=time.perf_counter)
+    request_id: str | None = None
+    served_by: str | None = None  # alias/deployment that answered (a failover group's member)
+    model: str | None = None
+    region: str | None = None
+    total_tokens: int | None = None
+    # Called once when the call ends (the limits' settlement, the usage ledger, metrics); never raise.
+    sinks: list[Callable[[CallRecord], None]] = field(default_factory=list)
 
     def write(self) -> None:
         record = {
@@ -73,12 +87,18 @@ class CallRecord:
             "promptTokens": self.prompt_tokens,
             "completionTokens": self.completion_tokens,
         }
+        if self.served_by:
+            record["servedBy"] = self.served_by
         log.info(json.dumps(record))
+        sinks, self.sinks = self.sinks, []
+        for sink in sinks:
+            sink(self)
 
     def take_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
             self.prompt_tokens = usage.get("prompt_tokens")
             self.completion_tokens = usage.get("completion_tokens")
+            self.total_tokens = usage.get("total_tokens")
 
 
 class InferenceGateway:
@@ -92,6 +112,7 @@ class InferenceGateway:
         self._clients: OrderedDict[tuple[str, str], Target] = OrderedDict()
         tuning = settings.inference
         self.upstream = upstream or Upstream(pool_size=tuning.pool_size, timeout_seconds=tuning.timeout_seconds)
+        self.shared: Any = None  # services.shared_gateway.SharedGateway: limits, ledger, metrics, failover
 
     # Chat completions
 
@@ -104,12 +125,22 @@ class InferenceGateway:
         *,
         request_id: str,
         caller: str | None = None,
+        principal: Any = None,
     ) -> ProxyResponse:
-        account = self.allowed_account(alias, deployment)
+        """`principal` (services.auth.Caller) picks the caller's limit rule by id or app role."""
+        group = self.settings.groups.get(deployment) if not alias else None
+        account = None if group else self.allowed_account(alias, deployment)
         version = self._api_version(api_version)
         payload = parse_json_object(raw_body, example=CHAT_EXAMPLE, max_bytes=self.settings.inference.max_body_bytes)
         streaming = payload.get("stream") is True
-        record = CallRecord(account.alias, deployment, "chat.completions", caller=caller, stream=streaming)
+        record = CallRecord(
+            account.alias if account else "-",
+            deployment,
+            "chat.completions",
+            caller=caller,
+            stream=streaming,
+            request_id=request_id,
+        )
         hide_usage = False
         content = raw_body if isinstance(raw_body, bytes) else bytes(raw_body)  # forwarded as sent
         if streaming:
@@ -125,20 +156,35 @@ class InferenceGateway:
                 payload = {**payload, "stream_options": {**(options or {}), "include_usage": True}}
                 content = json.dumps(payload).encode()
                 hide_usage = True
-        path = f"/deployments/{quote(deployment)}/chat/completions"
-        answer = await self._send(account, version, "POST", path, content, request_id, record)
+        if group is not None and self.shared is None:  # a gateway made without its context: trips kept here
+            from .failover import LocalBreaker
+            from .shared_gateway import SharedGateway
+
+            self.shared = SharedGateway(limiter=None, breaker=LocalBreaker())
+        hold = await self.shared.admit(record, principal, account, payload) if self.shared else None
+        if group is not None:
+            answer = await self.shared.route(group, record, self._group_sender(version, content, request_id, record))
+        else:
+            assert account is not None
+            record.served_by = f"{account.alias}/{deployment}"
+            path = f"/deployments/{quote(deployment)}/chat/completions"
+            answer = await self._send(account, version, "POST", path, content, request_id, record)
+        extra = {**({"x-served-by": record.served_by or ""} if group else {}), **(hold.headers() if hold else {})}
         if isinstance(answer, ProxyResponse):
+            answer.headers.update(extra)
             return answer
-        headers = _passed_headers(answer.headers)
-        record.status = answer.status
+        headers = {**passed_headers(answer.headers), **extra}
+        record.status, record.region = answer.status, answer.headers.get("x-ms-region")
         if not streaming:
             body = await answer.read()
             if b'"usage"' in body:
-                record.take_usage(_usage_of(body))
+                parsed = _parsed(body)
+                record.take_usage(parsed.get("usage"))
+                record.model = parsed.get("model")
             record.write()
             return ProxyResponse(answer.status, headers, body=body)
-        end = _StreamEnd(answer, record)
-        return ProxyResponse(answer.status, headers, stream=_relay_events(answer, record, hide_usage, end), close=end)
+        end = StreamEnd(answer, record)
+        return ProxyResponse(answer.status, headers, stream=relay_events(answer, record, hide_usage, end), close=end)
 
     async def completion_json(
         self,
@@ -152,7 +198,10 @@ class InferenceGateway:
     ) -> tuple[dict[str, Any], CallRecord]:
         """A non-streamed chat completion the service itself makes (`content` is the JSON body, whole or as
         slices sent one after another): answers the parsed body; an upstream error is raised as RelayedError."""
-        record = CallRecord(account.alias, deployment, operation, caller=caller)
+        record = CallRecord(account.alias, deployment, operation, caller=caller, request_id=request_id)
+        record.served_by = f"{account.alias}/{deployment}"
+        if self.shared is not None:
+            self.shared.observe(record)  # the ledger row and metrics (no per-caller limits on this path)
         path = f"/deployments/{quote(deployment)}/chat/completions"
         version = self.settings.azure_openai_api_version
         answer = _raised(await self._send(account, version, "POST", path, content, request_id, record))
@@ -177,6 +226,23 @@ class InferenceGateway:
         record.write()
         parsed = json.loads(body) if body else {}
         return parsed if isinstance(parsed, dict) else {}
+
+    def _group_sender(self, version: str, content: bytes, request_id: str, record: CallRecord) -> Any:
+        """Sends a group call to one member: a single attempt (failover is the only retry layer)."""
+
+        async def send(member: Any) -> Any:
+            try:
+                account = self.allowed_account(member.account, member.deployment)
+            except ServiceError as error:
+                raise ConfigurationError(
+                    f"INFERENCE_GROUPS member {member.name} cannot be called: {error.message}",
+                    target="INFERENCE_GROUPS",
+                ) from None
+            record.account, record.served_by = account.alias, member.name
+            path = f"/deployments/{quote(member.deployment)}/chat/completions"
+            return await self._send_once(account, version, "POST", path, content, request_id, reconnect=False)
+
+        return send
 
     # Accounts and targets
 
@@ -244,16 +310,9 @@ class InferenceGateway:
         record: CallRecord,
     ) -> Answer | ProxyResponse:
         """The upstream answer (body unread), or a ProxyResponse carrying an upstream error to relay."""
-        target = self.client(account, api_version)
-        token = self._token_of.get(account.alias)
-        if token is None:
-            token = self._token_of.setdefault(account.alias, self._tokens(account))
         for attempt in (1, 2):
-            headers = [("authorization", "Bearer " + await token.aget()), ("x-ms-client-request-id", request_id)]
-            if content is not None:
-                headers.append(("content-type", "application/json"))
             try:
-                answer = await self.upstream.send(target, method, path, headers, content)
+                answer = await self._send_once(account, api_version, method, path, content, request_id)
             except Exception as error:
                 record.status = getattr(error, "status", 500)
                 record.write()
@@ -269,70 +328,39 @@ class InferenceGateway:
             body = await answer.read()
             record.status = answer.status
             record.write()
-            return ProxyResponse(answer.status, _passed_headers(answer.headers), body=body)
+            return ProxyResponse(answer.status, passed_headers(answer.headers), body=body)
         raise AssertionError("unreachable")
 
-
-class _StreamEnd:
-    """The end of a relayed stream, once: the upstream answer closed (its pool slot released), the call logged."""
-
-    def __init__(self, answer: Any, record: CallRecord) -> None:
-        self._answer: Any = answer
-        self._record = record
-
-    async def __call__(self) -> None:
-        answer, self._answer = self._answer, None
-        if answer is not None:
-            try:
-                await answer.aclose()
-            finally:
-                self._record.write()
-
-
-async def _relay_events(answer: Any, record: CallRecord, hide_usage: bool, end: _StreamEnd) -> AsyncIterator[bytes]:
-    """Yield upstream SSE events as soon as each is complete, noting usage; drop the usage chunk if asked."""
-    buffer = b""
-    try:
-        async for piece in answer.chunks():
-            buffer += piece
-            if b"\n\n" not in buffer:
-                continue
-            *events, buffer = buffer.split(b"\n\n")
-            out = []
-            for event in events:
-                if _USAGE_OBJECT.search(event) and _take_usage_event(event, record) and hide_usage:
-                    continue
-                out.append(event + b"\n\n")
-            if out:
-                yield b"".join(out)
-        if buffer.strip():
-            yield buffer
-    finally:
-        await end()
+    async def _send_once(
+        self,
+        account: Account,
+        api_version: str,
+        method: str,
+        path: str,
+        content: Body | None,
+        request_id: str,
+        *,
+        reconnect: bool = True,
+    ) -> Answer:
+        target = self.client(account, api_version)
+        token = self._token_of.get(account.alias)
+        if token is None:
+            token = self._token_of.setdefault(account.alias, self._tokens(account))
+        headers = [("authorization", "Bearer " + await token.aget()), ("x-ms-client-request-id", request_id)]
+        if content is not None:
+            headers.append(("content-type", "application/json"))
+        return await self.upstream.send(target, method, path, headers, content, reconnect=reconnect)
 
 
-def _take_usage_event(event: bytes, record: CallRecord) -> bool:
-    """Note the usage of a `data:` event; True when it is the usage-only chunk (no choices)."""
-    data = event.removeprefix(b"data:").strip()
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        return False
-    if not isinstance(chunk, dict) or not isinstance(chunk.get("usage"), dict):
-        return False
-    record.take_usage(chunk["usage"])
-    return not chunk.get("choices")
-
-
-def _usage_of(body: bytes) -> Any:
+def _parsed(body: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(body)
     except ValueError:
-        return None
-    return parsed.get("usage") if isinstance(parsed, dict) else None
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
-def _passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
     passed = {}
     for name, value in headers.items():
         lowered = name.lower()

@@ -22,16 +22,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .errors import EndpointNotAllowed, EndpointNotReady, ServiceError, ValidationError
-from .inference import CallRecord
-from .inference import _passed_headers as passed_headers
-from .inference import _relay_events as relay_events
-from .inference import _StreamEnd as StreamEnd
+from .inference import CallRecord, passed_headers
 from .projects import Project
 from .results import ProxyResponse
 from .serverless import ServerlessService, endpoint_not_found
 from .serverless_keys import EndpointKeys
 from .serverless_requests import check_endpoint_name
 from .settings import Settings
+from .stream_relay import StreamEnd, relay_events
 from .upstream import Answer, Target, Upstream
 from .web import RawBody, parse_json_object
 

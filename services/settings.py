@@ -39,6 +39,7 @@ from .setting_types import (
 from .settings_dashboard import DashboardSettings
 from .settings_errors import configuration_error
 from .settings_foundry import FoundrySettings
+from .settings_gateway import GatewaySettings
 
 __all__ = [
     "Account",
@@ -65,7 +66,7 @@ AuthMode = Literal["entra", "keys", "none"]
 _ARM, _INFERENCE = ARM_DEFAULTS, INFERENCE_DEFAULTS
 
 
-class Settings(FoundrySettings, DashboardSettings, BaseSettings):
+class Settings(FoundrySettings, DashboardSettings, GatewaySettings, BaseSettings):
     """Every app setting the code reads. Field aliases are the exact (case-sensitive) variable names."""
 
     model_config = SettingsConfigDict(

@@ -137,9 +137,17 @@ class Upstream:
         return self._active
 
     async def send(
-        self, target: Target, method: str, path: str, headers: list[tuple[str, str]], body: Body | None
+        self,
+        target: Target,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: Body | None,
+        *,
+        reconnect: bool = True,
     ) -> Answer:
-        """Send once (and once more on a fresh connection after an error before any answer byte)."""
+        """Send once (and, with `reconnect`, once more on a fresh connection after an error before any answer
+        byte; a failover group's call does not, its next member is the retry)."""
         if self._active >= 2 * self.pool_size:
             raise Throttled(
                 f"The service already has {self._active} calls to Azure OpenAI in flight or queued (limit "
@@ -151,18 +159,17 @@ class Upstream:
         self._active += 1
         try:
             response = await self._attempt(self._pooled, target, method, path, headers, body)
-        except _connection_errors():
+        except _connection_errors() as error:
+            if not reconnect:
+                self._active -= 1
+                raise _unreachable(target, error) from None
             # Most often a pooled connection that the server closed just as it was reused: the request never
             # got an answer, so it goes once more, on a connection opened for it alone.
             try:
                 response = await self._attempt(self._fresh, target, method, path, headers, body)
             except _connection_errors() as error:
                 self._active -= 1
-                raise UpstreamUnavailable(
-                    f"Azure OpenAI at {target.base} could not be reached ({type(error).__name__}). Check the "
-                    "account's endpoint in AZURE_OPENAI_ACCOUNTS and the network.",
-                    headers={"Retry-After": "5"},
-                ) from None
+                raise _unreachable(target, error) from None
             except BaseException as error:
                 self._active -= 1
                 raise _typed(error, self) from None
@@ -222,6 +229,14 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 
     # Raised before any answer byte: connecting, writing the request, or reading the status line.
     return (httpx2.ConnectError, httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)
+
+
+def _unreachable(target: Target, error: BaseException) -> UpstreamUnavailable:
+    return UpstreamUnavailable(
+        f"Azure OpenAI at {target.base} could not be reached ({type(error).__name__}). Check the "
+        "account's endpoint in AZURE_OPENAI_ACCOUNTS and the network.",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _typed(error: BaseException, upstream: Upstream) -> BaseException:

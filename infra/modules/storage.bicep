@@ -22,6 +22,11 @@ param deploymentContainerName string
 @maxLength(63)
 param auditTableName string = 'audit'
 
+@description('Table the service writes its usage ledger to (app setting USAGE_TABLE).')
+@minLength(3)
+@maxLength(63)
+param usageTableName string = 'usage'
+
 @description('Replication of the account. Geo-redundant by default: the audit trail lives here.')
 @allowed([
   'Standard_GRS'
@@ -112,6 +117,11 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 resource auditTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: auditTableName
+}
+
+resource usageTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: usageTableName
 }
 
 @description('Name of the storage account.')

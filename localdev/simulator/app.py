@@ -6,12 +6,12 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from .arm import ArmApi, ThrottleBudget, decorate_arm_response, is_arm_path
@@ -129,6 +129,8 @@ async def _observed(
         await asyncio.sleep(fault.delay_seconds)
     if fault is not None and fault.status is not None:
         response: Response = fault.response(scope, fault_message(request, fault) if fault_message else None)
+    elif fault is not None and fault.drop == "beforeAnswer":
+        response = DroppedConnection()
     else:
         try:
             response = await handler(request)
@@ -142,6 +144,8 @@ async def _observed(
                 response = gateway_error(500, "InternalServerError", "The simulator failed; see its log.").to_response()
             else:
                 response = ArmError(500, "InternalServerError", "The simulator failed; see its log.").to_response()
+    if fault is not None and fault.drop == "afterFirstChunk" and isinstance(response, StreamingResponse):
+        response.body_iterator = _cut_after_first(response.body_iterator, request.receive)
     logged_body = parse_logged_body(raw_body)
     if scope == "dataplane":
         logged_body = elide_long_strings(logged_body)
@@ -166,6 +170,37 @@ async def _observed(
         )
     )
     return response
+
+
+class DroppedConnection(Response):
+    """No answer at all: the connection is closed before any byte of a response (logged with status 0)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+        self.status_code = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        _close_connection(receive)
+        await asyncio.sleep(0.01)  # let the server see the connection gone before it would answer
+
+
+async def _cut_after_first(chunks: AsyncIterable[Any], receive: Any) -> AsyncIterator[Any]:
+    """The first chunk of a stream, then the connection closed without the rest (no terminating chunk)."""
+    async for chunk in chunks:
+        yield chunk
+        break
+    await asyncio.sleep(0.02)  # the first chunk reaches the socket before it closes
+    _close_connection(receive)
+    await asyncio.sleep(0.01)
+
+
+def _close_connection(receive: Any) -> None:
+    """Close the client's connection: the server's own transport, reached through its ASGI `receive` callable
+    (uvicorn's request cycle holds it)."""
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if transport is None:
+        raise RuntimeError("the simulator cannot drop this connection: not served by uvicorn")
+    transport.close()
 
 
 def _client(request: Request) -> tuple[str, int] | None:

@@ -26,8 +26,11 @@ _FAULT_KEYS = frozenset(
         "retryAfterMs",
         "delaySeconds",
         "count",
+        "drop",
     }
 )
+# A dropped connection: before any answer byte, or after the first chunk of a streamed answer.
+DROPS = ("beforeAnswer", "afterFirstChunk")
 
 
 class FaultSpecError(ValueError):
@@ -47,6 +50,7 @@ class Fault:
     retry_after: float | None = None
     retry_after_ms: int | None = None
     delay_seconds: float = 0.0
+    drop: str | None = None
     remaining: int = 1  # UNLIMITED keeps it live until cleared
     hits: int = 0
 
@@ -103,6 +107,7 @@ class Fault:
             "retryAfter": self.retry_after,
             "retryAfterMs": self.retry_after_ms,
             "delaySeconds": self.delay_seconds,
+            "drop": self.drop,
             "remaining": self.remaining,
             "hits": self.hits,
         }
@@ -153,8 +158,13 @@ def _parse_fault(spec: object, fault_id: str) -> Fault:
     if status is not None and not 100 <= status <= 599:
         raise FaultSpecError("'status' must be an HTTP status code (100-599)")
     delay = _optional_number(spec, "delaySeconds") or 0.0
-    if status is None and delay == 0:
-        raise FaultSpecError("a fault needs 'status' (answer with an error) or 'delaySeconds' (slow down)")
+    drop = _optional_str(spec, "drop")
+    if drop is not None and (drop not in DROPS or status is not None):
+        raise FaultSpecError(f"'drop' must be one of {list(DROPS)}, without 'status'")
+    if status is None and delay == 0 and drop is None:
+        raise FaultSpecError(
+            "a fault needs 'status' (answer with an error), 'delaySeconds' (slow down) or 'drop' (close the connection)"
+        )
     count = _optional_int(spec, "count")
     count = 1 if count is None else count
     if count == 0 or count < UNLIMITED:
@@ -174,6 +184,7 @@ def _parse_fault(spec: object, fault_id: str) -> Fault:
         retry_after=_optional_number(spec, "retryAfter"),
         retry_after_ms=_optional_int(spec, "retryAfterMs"),
         delay_seconds=delay,
+        drop=drop,
         remaining=count,
     )
 

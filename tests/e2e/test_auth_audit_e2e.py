@@ -43,6 +43,7 @@ ROUTES: list[tuple[str, str, str, dict[str, str], Any, str]] = [
     ("image", "POST", "/process_image", {"instructions": "describe"}, PNG, "Inference.Invoke"),
     ("audit", "GET", "/audit", {}, None, "Audit.Read"),
     ("overview", "GET", "/overview", {}, None, "Deployments.Read"),
+    ("usage", "GET", "/usage", {}, None, "Audit.Read"),
 ]
 IMPLIED = {"Deployments.Write": {"Deployments.Read"}}
 

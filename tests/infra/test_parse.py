@@ -66,7 +66,7 @@ def test_module_calls_match_modules(path: Path) -> None:
         assert target.is_file(), f"{rel(path)}: module {name} points at a missing {target}"
         spec = parse_bicep(target)
         config = module["config"]
-        body = config["config"] if "loop_type" in config else config
+        body = config["config"] if "loop_type" in config or "condition" in config else config
         passed = set(body.get("params", {}))
         unknown = passed - set(spec.get("parameters", {}))
         missing = required_params(spec) - passed

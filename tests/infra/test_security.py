@@ -57,9 +57,9 @@ def test_storage_is_keyless_and_private() -> None:
     assert props["supportsHttpsTrafficOnly"] is True
     container = body(resource(doc, "Microsoft.Storage/storageAccounts/blobServices/containers"))
     assert container["properties"]["publicAccess"] == "None"
-    table = body(resource(doc, "Microsoft.Storage/storageAccounts/tableServices/tables"))
-    assert table["name"] == "auditTableName"
-    assert param_default(doc, "auditTableName") == "audit"
+    tables = resources(doc, "Microsoft.Storage/storageAccounts/tableServices/tables").values()
+    assert sorted(body(table)["name"] for table in tables) == ["auditTableName", "usageTableName"]
+    assert (param_default(doc, "auditTableName"), param_default(doc, "usageTableName")) == ("audit", "usage")
 
 
 def test_function_app_on_flex_consumption_with_python(function_app: dict[str, Json]) -> None:

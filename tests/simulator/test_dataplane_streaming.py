@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from localdev.simulator.control_client import SimulatorControl
@@ -157,3 +158,29 @@ def test_latency_delays_the_first_byte(dataplane: DataPlane, control: SimulatorC
     next(iter(stream))
     assert time.monotonic() - started >= 0.3
     stream.close()
+
+
+def test_a_dropped_connection_fault_closes_before_the_answer_or_after_the_first_chunk(
+    dataplane: DataPlane, control: SimulatorControl
+) -> None:
+    import requests
+
+    control.add_fault(scope="dataplane", pathContains="/chat/completions", drop="beforeAnswer")
+    with pytest.raises(requests.ConnectionError):
+        dataplane.chat({"messages": [{"role": "user", "content": "hi"}]})
+    control.add_fault(scope="dataplane", pathContains="/chat/completions", drop="afterFirstChunk")
+    answer = dataplane.session.post(
+        f"{dataplane.endpoint}/openai/deployments/{CHAT_DEPLOYMENT}/chat/completions",
+        params={"api-version": "2024-10-21"},
+        json={"messages": [{"role": "user", "content": "one two"}], "stream": True},
+        headers={"Authorization": f"Bearer {dataplane.token_provider()}"},
+        stream=True,
+        timeout=30,
+    )
+    received = b""
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for piece in answer.iter_content(None):
+            received += piece
+    assert received.count(b"data:") == 1 and b"[DONE]" not in received
+    statuses = [entry["status"] for entry in control.requests("dataplane")]
+    assert statuses == [0, 200]  # the dropped one logged without an answer

@@ -113,6 +113,8 @@ def test_arm_fault_does_not_hit_identity(simulator: RunningSimulator, control: S
         {"scope": "arm"},
         {"scope": "arm", "status": 500, "count": 0},
         {"scope": "arm", "status": 500, "colour": "red"},
+        {"scope": "dataplane", "drop": "sometimes"},
+        {"scope": "dataplane", "drop": "beforeAnswer", "status": 503},
     ],
 )
 def test_invalid_fault_specs_are_refused(simulator: RunningSimulator, control: SimulatorControl, spec: object) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from services.errors import NotFound, ServiceError, ValidationError
 from services.identity import TokenProvider
-from services.inference import CallRecord, InferenceGateway, _passed_headers, _relay_events, _StreamEnd
+from services.inference import CallRecord, InferenceGateway, StreamEnd, passed_headers, relay_events
 from services.settings import load_settings
 
 SUB = "11111111-1111-1111-1111-111111111111"
@@ -63,7 +63,7 @@ def test_only_the_headers_clients_rely_on_pass() -> None:
         "Transfer-Encoding": "chunked",
         "Server": "x",
     }
-    assert _passed_headers(upstream) == {
+    assert passed_headers(upstream) == {
         "content-type": "application/json",
         "retry-after-ms": "250",
         "retry-after": "1",
@@ -105,7 +105,7 @@ def relay(pieces: list[bytes], hide_usage: bool) -> tuple[list[bytes], CallRecor
     record = CallRecord("main", "d", "chat.completions", stream=True)
 
     async def collect() -> list[bytes]:
-        return [item async for item in _relay_events(stream, record, hide_usage, _StreamEnd(stream, record))]
+        return [item async for item in relay_events(stream, record, hide_usage, StreamEnd(stream, record))]
 
     return asyncio.run(collect()), record, stream
 

@@ -177,6 +177,8 @@ TUNING = [
     ("INFERENCE_MAX_BODY_BYTES", 1024, 100 * 1024 * 1024, True, "inference.max_body_bytes"),
     ("INFERENCE_RETRY_MAX_WAIT_MS", 0, 10_000, True, "inference.retry_max_wait_ms"),
     ("INFERENCE_POOL_SIZE", 1, 1000, True, "inference.pool_size"),
+    ("REDIS_TIMEOUT_SECONDS", 0.05, 10, False, "redis_timeout_seconds"),
+    ("USAGE_FLUSH_SECONDS", 0.05, 10, False, "usage_flush_seconds"),
 ]
 
 
@@ -321,6 +323,13 @@ SAMPLES = {
     "FOUNDRY_PROJECTS": json.dumps({"ml": {"subscriptionId": SUB, "resourceGroup": "rg-ml", "workspaceName": "proj"}}),
     "DEFAULT_PROJECT": "ml2",
     "ML_ARM_API_VERSION": "2025-06-01",
+    "INFERENCE_LIMITS": '[{"caller": "*", "deployment": "main/*", "tokensPerMinute": 1000}]',
+    "INFERENCE_GROUPS": '{"chat": [{"account": "main", "deployment": "chat"}]}',
+    "REDIS_HOST": "cache.swedencentral.redis.azure.net:10000",
+    "LIMITS_WHEN_STORE_DOWN": "closed",
+    "USAGE_TABLE": "chargeback",
+    "REDIS_PASSWORD": "local-only",  # pragma: allowlist secret
+    "REDIS_SSL": "false",
     **{name: str(high) for name, _, high, *_ in TUNING},
     "PRICE_TABLE": json.dumps(
         {"currency": "EUR", "source": "https://example.com/prices", "checked": "2026-11-30", "hosting": {}}
