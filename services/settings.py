@@ -37,6 +37,7 @@ from .setting_types import (
     tuning,
 )
 from .settings_errors import configuration_error
+from .settings_queue import QueueSettings
 
 __all__ = [
     "Account",
@@ -63,7 +64,7 @@ AuthMode = Literal["entra", "keys", "none"]
 _ARM, _INFERENCE = ARM_DEFAULTS, INFERENCE_DEFAULTS
 
 
-class Settings(BaseSettings):
+class Settings(QueueSettings, BaseSettings):
     """Every app setting the code reads. Field aliases are the exact (case-sensitive) variable names."""
 
     model_config = SettingsConfigDict(
