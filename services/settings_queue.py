@@ -31,7 +31,7 @@ class QueueSettings(BaseSettings):
     keepalive_after_days: int = tuning("KEEPALIVE_AFTER_DAYS", 12, 1, 14)
     # How long a request whose ARM operation is still running waits in the queue before it is checked again.
     queue_recheck_seconds: int = tuning("QUEUE_RECHECK_SECONDS", 15, 1, 600)
-    metrics_api_version: ApiVersion = setting("METRICS_API_VERSION", DEFAULT_METRICS_API_VERSION, "tuning")
+    metrics_api_version: ApiVersion = setting("METRICS_API_VERSION", DEFAULT_METRICS_API_VERSION, "service")
     work_table: TableName = setting("DEPLOYMENT_WORK_TABLE", "deploymentwork", "service")
     storage_queue_service_uri: Url | None = setting("AzureWebJobsStorage__queueServiceUri", None, "platform")
 

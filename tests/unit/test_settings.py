@@ -177,6 +177,8 @@ TUNING = [
     ("INFERENCE_MAX_BODY_BYTES", 1024, 100 * 1024 * 1024, True, "inference.max_body_bytes"),
     ("INFERENCE_RETRY_MAX_WAIT_MS", 0, 10_000, True, "inference.retry_max_wait_ms"),
     ("INFERENCE_POOL_SIZE", 1, 1000, True, "inference.pool_size"),
+    ("KEEPALIVE_AFTER_DAYS", 1, 14, True, "keepalive_after_days"),
+    ("QUEUE_RECHECK_SECONDS", 1, 600, True, "queue_recheck_seconds"),
 ]
 
 
@@ -314,6 +316,12 @@ SAMPLES = {
     "AzureWebJobsStorage__credential": "managedidentity",
     "AzureWebJobsStorage__clientId": SUB,
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k",
+    "DEPLOYMENT_REQUESTS_QUEUE": "deploy-in",
+    "DEPLOYMENT_RESULTS_QUEUE": "deploy-out",
+    "SWEEP_SCHEDULE": "0 0 * * * *",
+    "METRICS_API_VERSION": "2024-02-01",
+    "DEPLOYMENT_WORK_TABLE": "work",
+    "AzureWebJobsStorage__queueServiceUri": "https://st.queue.core.windows.net",
     **{name: str(high) for name, _, high, *_ in TUNING},
 }
 
