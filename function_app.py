@@ -12,6 +12,7 @@ from __future__ import annotations
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
+from blueprints.lifecycle import bp as lifecycle
 from blueprints.respond import AUTH_LEVEL, in_thread, respond
 from services.auth import Role
 from services.context import AppContext, get_context
@@ -24,6 +25,7 @@ MAX_IMAGE_BODY_BYTES = 20 * 1024 * 1024
 app = func.FunctionApp(http_auth_level=AUTH_LEVEL)
 get_context().start()  # settings and the audit store's whereabouts are reported when the host starts
 # Each capability beyond deployments, inference, fine-tuning and audit is a blueprint of its own (blueprints/).
+app.register_functions(lifecycle)
 
 
 # Deployments
@@ -155,6 +157,7 @@ async def deploy_fine_tuning_job(req: Request) -> Response:
             gateway=app.gateway,
             deployments=app.deployments,
             run_blocking=app.run_blocking,
+            intents=lambda: app.work_store,
         ),
         body_limit=MAX_JSON_BODY_BYTES,
     )

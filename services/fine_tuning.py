@@ -45,7 +45,7 @@ class DeployFromJobRequest(StrictModel):
 async def get_job(alias: str | None, job_id: str, *, request_id: str, gateway: InferenceGateway) -> dict[str, Any]:
     """The job's status, base model, fine-tuned model (when succeeded) and deployable checkpoints."""
     account = gateway.settings.account(alias)
-    _check_job_id(job_id)
+    check_job_id(job_id)
     path = f"/fine_tuning/jobs/{quote(job_id)}"
     try:
         job = await gateway.get_json(account, path, request_id=request_id, operation="fine_tuning.job")
@@ -242,7 +242,7 @@ def _checkpoint_model(job: dict[str, Any], wanted: str) -> str:
     )
 
 
-def _check_job_id(job_id: str) -> None:
+def check_job_id(job_id: str) -> None:
     if not _JOB_ID.fullmatch(job_id):
         raise ValidationError(
             f"'{job_id[:80]}' is not a fine-tuning job id (like ftjob-0123456789abcdef).",
