@@ -7,7 +7,9 @@ from typing import Any
 
 from .config import SimulatorConfig, parse_config
 from .faults import FaultRegistry
+from .fine_tuning_config import FineTuningJobSeed
 from .identity import TokenService
+from .metrics import UsageLog
 from .observe import Observer
 from .state import SimulatorState
 
@@ -22,6 +24,9 @@ class SimulatorRuntime:
         self.state = SimulatorState(config, clock)
         self.faults = FaultRegistry()
         self.observer = Observer()
+        self.usage = UsageLog()  # the calls the data plane served, for the metrics endpoint
+        self._clock = clock
+        self.jobs_epoch = clock()  # fine-tuning jobs with finishAfterSeconds count from here
 
     def replace_config(self, raw: object) -> None:
         """A new config is a fresh start: seeded deployments only, no faults, empty log."""
@@ -32,9 +37,17 @@ class SimulatorRuntime:
         """Top-level keys replace the current ones; deployments of accounts that remain are kept."""
         self.config = parse_config({**self.config.to_json(), **changes})
         self.state.reconfigure(self.config.accounts)
+        self.jobs_epoch = self._clock()
 
     def reset(self) -> None:
         self.state.reseed(self.config.accounts)
         self.state.release()
         self.faults.clear()
         self.observer.clear()
+        self.usage.clear()
+        self.jobs_epoch = self._clock()
+
+    def current_jobs(self, jobs: tuple[FineTuningJobSeed, ...]) -> tuple[FineTuningJobSeed, ...]:
+        """The account's jobs as they stand now: a job with finishAfterSeconds has finished once that has passed."""
+        elapsed = self._clock() - self.jobs_epoch
+        return tuple(job.at(elapsed) for job in jobs)
