@@ -225,19 +225,33 @@ def route_prefix_from_host_json(root: Path = PROJECT_ROOT) -> str:
     return str(host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api"))
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """An app's functions as listed once: azure-functions adds blueprints' functions again on each listing."""
+
+    functions: tuple[Any, ...]
+
+    def get_functions(self) -> list[Any]:
+        return list(self.functions)
+
+
+@functools.cache
+def _listed(module: str) -> _Listed:
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    return _Listed(tuple(importlib.import_module(module).app.get_functions()))
+
+
 @functools.cache
 def registered_functions(module: str = "function_app") -> list[HttpFunction]:
     """The HTTP functions of the app in `module` (azure-functions builds them once per app)."""
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    return http_functions(importlib.import_module(module).app)
+    return http_functions(_listed(module))
 
 
 @functools.cache
 def registered_triggers(module: str = "function_app") -> list[TriggerFunction]:
     """The queue- and timer-triggered functions of the app in `module`."""
-    registered_functions(module)
-    return trigger_functions(importlib.import_module(module).app)
+    return trigger_functions(_listed(module))
 
 
 def configure_logging() -> None:

@@ -186,7 +186,11 @@ def _check(
 
 def _later(app: Services, request: QueueRequest, alias: str | None, delivery: Delivery) -> str:
     app.work_store.replace(PARTITION, request.request_id, _record("Running", request, alias))
-    app.queues.check_later(delivery.text, app.settings.queue_recheck_seconds)
+    delay = app.settings.queue_recheck_seconds
+    app.queues.check_later(delivery.text, delay)
+    log.info(
+        "request %s: ARM is still working on '%s'; looked at again in %d s", request.request_id, request.name, delay
+    )
     return "Running"
 
 
