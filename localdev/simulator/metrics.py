@@ -57,8 +57,8 @@ class UsageLog:
         for (key, name), calls in self._calls.items():
             if key != account:
                 continue
-            for when in calls:
-                if start <= when <= end:
+            for when in calls:  # whole days, as Azure aligns a P1D query to the grain
+                if start.date() <= when.date() <= end.date():
                     days = found.setdefault(name, {})
                     days[when.date()] = days.get(when.date(), 0) + 1
         return found

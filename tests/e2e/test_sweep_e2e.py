@@ -20,8 +20,6 @@ from localdev.simulator.control_client import SimulatorControl
 from tests.e2e.conftest import BASE_CONFIG, Api, Stack
 from tests.e2e.queues import Queues
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
 FT = "gpt-4o-mini-2024-07-18.ft-7c1d2a3b4e5f"
 MAIN = "aoai-swedencentral"
 RESULTS = "sweep-results"
