@@ -109,7 +109,7 @@ class QueueTrail(AuditTrail):
 
 
 def process(app: Services, delivery: Delivery, *, max_dequeue_count: int) -> str:
-    """Process one delivery; answers the status published (or "Running"). Raises on a transient failure."""
+    """Process one delivery; answers the status it published, or Running. Raises on a transient failure."""
     try:
         request = parse(delivery.text, delivery.message_id)
     except Rejected as rejected:
