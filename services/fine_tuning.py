@@ -40,6 +40,9 @@ class DeployFromJobRequest(StrictModel):
     raiPolicyName: str | None = None
     versionUpgradeOption: str | None = None
     tags: dict[str, str] | None = None
+    expiresAt: str | None = None
+    ttlHours: float | None = None
+    keepAlive: bool | None = None
 
 
 async def get_job(alias: str | None, job_id: str, *, request_id: str, gateway: InferenceGateway) -> dict[str, Any]:
