@@ -110,6 +110,27 @@ param authMode string = 'entra'
 @maxLength(63)
 param auditTableName string = 'audit'
 
+@description('DEPLOYMENT_REQUESTS_QUEUE: queue of the app\'s storage account that producers send deployment requests to (the queue trigger\'s binding expression).')
+@minLength(3)
+@maxLength(63)
+param requestsQueueName string = 'deployment-requests'
+
+@description('DEPLOYMENT_RESULTS_QUEUE: queue the outcome of each queued request (and of each deploy intent) goes to.')
+@minLength(3)
+@maxLength(63)
+param resultsQueueName string = 'deployment-results'
+
+@description('SWEEP_SCHEDULE: NCRONTAB schedule of the sweep (expiry, keep-alive, deploy intents), UTC.')
+param sweepSchedule string = '0 */15 * * * *'
+
+@description('DEPLOYMENT_WORK_TABLE: table of queued requests (by requestId), keep-alive claims and deploy intents.')
+@minLength(3)
+@maxLength(63)
+param workTableName string = 'deploymentwork'
+
+@description('METRICS_API_VERSION: Azure Monitor metrics API version (the idle report and keep-alive).')
+param metricsApiVersion string = '2023-10-01'
+
 @description('Optional overrides of the tuning settings (services.settings.setting_names("tuning")), e.g. {"MAX_WAIT_SECONDS": "120"}. Values are strings.')
 param appTuningSettings object = {}
 
@@ -137,6 +158,8 @@ param tags object = {}
 // Cognitive Services OpenAI Contributor: deployments read/write/delete, inference and fine-tuning data
 // actions. Not Cognitive Services Contributor, which can also list the account keys.
 var openAiContributorRoleId = 'a001fd3d-188f-4b5d-821b-7da978bf7442'
+// Monitoring Reader: the AzureOpenAIRequests metric of each managed account (idle report, keep-alive). Read only.
+var monitoringReaderRoleId = '43d0d8ad-25c7-4714-9337-8ba259a9fe05'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var allTags = union(tags, {
@@ -163,6 +186,11 @@ var appSettings = union(appTuningSettings, {
   AUDIT_TABLE: auditTableName
   HOME_TENANT_ID: tenant().tenantId
   CROSS_TENANT_APP_CLIENT_ID: crossTenantAppClientId
+  DEPLOYMENT_REQUESTS_QUEUE: requestsQueueName
+  DEPLOYMENT_RESULTS_QUEUE: resultsQueueName
+  SWEEP_SCHEDULE: sweepSchedule
+  DEPLOYMENT_WORK_TABLE: workTableName
+  METRICS_API_VERSION: metricsApiVersion
 })
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -192,6 +220,12 @@ module storage 'modules/storage.bicep' = {
     storageAccountName: effectiveStorageAccountName
     deploymentContainerName: deploymentContainerName
     auditTableName: auditTableName
+    workTableName: workTableName
+    queueNames: [
+      requestsQueueName
+      '${requestsQueueName}-poison'
+      resultsQueueName
+    ]
   }
 }
 
@@ -242,6 +276,17 @@ module openAiRoles 'modules/openai-role.bicep' = [for account in items(openAiAcc
     principalId: app.outputs.appPrincipalId
     roleDefinitionId: openAiContributorRoleId
     assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: manage deployments, inference, read fine-tuning jobs.'
+  }
+}]
+
+module monitoringReaderRoles 'modules/openai-role.bicep' = [for account in items(openAiAccounts): if (toLower(contains(account.value, 'tenantId') ? account.value.tenantId : tenant().tenantId) == toLower(tenant().tenantId)) {
+  name: take('openai-metrics-${account.key}-${resourceToken}', 64)
+  scope: resourceGroup(account.value.subscriptionId, account.value.resourceGroup)
+  params: {
+    accountName: account.value.accountName
+    principalId: app.outputs.appPrincipalId
+    roleDefinitionId: monitoringReaderRoleId
+    assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: read request metrics (idle report, keep-alive).'
   }
 }]
 

@@ -4,7 +4,8 @@
      "body": {...}, "requestId": "...", "requestedBy": "..."}
 
 The text may be plain JSON (what the azure-storage-queue client sends by default) or base64 of it (what the
-Functions host writes by default); both are read. Anything wrong with a message is `Rejected`: answered at once on
+Functions host writes by default); both are read. An Event Grid event (Event Grid or CloudEvents schema) delivered
+to the queue is read as its `data`, with the event's `id` as the default `requestId`. Anything wrong with a message is `Rejected`: answered at once on
 the results queue, never retried, since the same message would fail the same way again.
 """
 
@@ -67,9 +68,17 @@ def decode(text: str | bytes) -> Any:
         ) from None
 
 
+def _is_event(data: Any) -> bool:
+    """An Event Grid event (Event Grid or CloudEvents schema) rather than a bare request."""
+    return isinstance(data, dict) and "data" in data and ("eventType" in data or "specversion" in data)
+
+
 def parse(text: str | bytes, message_id: str) -> QueueRequest:
     """The request a message asks for; Rejected naming the first problem."""
     data = decode(text)
+    if _is_event(data):  # an Event Grid delivery: the request is the event's data, the event id its default key
+        message_id = str(data.get("id") or message_id)
+        data = data.get("data")
     if not isinstance(data, dict):
         raise Rejected("InvalidMessage", f"The message must be a JSON object, e.g. {EXAMPLE}")
     request_id = data.get("requestId", message_id)

@@ -57,9 +57,13 @@ def test_storage_is_keyless_and_private() -> None:
     assert props["supportsHttpsTrafficOnly"] is True
     container = body(resource(doc, "Microsoft.Storage/storageAccounts/blobServices/containers"))
     assert container["properties"]["publicAccess"] == "None"
-    table = body(resource(doc, "Microsoft.Storage/storageAccounts/tableServices/tables"))
-    assert table["name"] == "auditTableName"
+    tables = resources(doc, "Microsoft.Storage/storageAccounts/tableServices/tables")
+    assert {name: body(table)["name"] for name, table in tables.items()} == {
+        "auditTable": "auditTableName",
+        "workTable": "workTableName",
+    }
     assert param_default(doc, "auditTableName") == "audit"
+    assert param_default(doc, "workTableName") == "deploymentwork"
 
 
 def test_function_app_on_flex_consumption_with_python(function_app: dict[str, Json]) -> None:

@@ -66,3 +66,11 @@ def test_what_is_not_a_json_object_is_rejected(text: str) -> None:
     with pytest.raises(Rejected) as raised:
         parse(text, "m")
     assert raised.value.code == "InvalidMessage"
+
+
+def test_an_event_grid_delivery_is_read_as_its_data() -> None:
+    request = {key: value for key, value in DEPLOY.items() if key != "requestId"}
+    event = {"id": "evt-1", "eventType": "Contoso.Deploy", "subject": "x", "dataVersion": "1", "data": request}
+    cloud = {"id": "evt-2", "specversion": "1.0", "type": "Contoso.Deploy", "source": "/x", "data": DEPLOY}
+    assert parse(json.dumps(event), "msg").request_id == "evt-1"
+    assert parse(json.dumps(cloud), "msg").request_id == "run-42"
