@@ -4,9 +4,10 @@
      "body": {...}, "requestId": "...", "requestedBy": "..."}
 
 The text may be plain JSON (what the azure-storage-queue client sends by default) or base64 of it (what the
-Functions host writes by default); both are read. An Event Grid event (Event Grid or CloudEvents schema) delivered
-to the queue is read as its `data`, with the event's `id` as the default `requestId`. Anything wrong with a message is `Rejected`: answered at once on
-the results queue, never retried, since the same message would fail the same way again.
+Functions host writes by default); both are read. An Event Grid event (Event Grid or CloudEvents schema)
+delivered to the queue is read as its `data`, with the event's `id` as the default `requestId`. Anything wrong
+with a message is `Rejected`: answered at once on the results queue, never retried, since the same message would
+fail the same way again.
 """
 
 from __future__ import annotations
