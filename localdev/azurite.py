@@ -21,7 +21,7 @@ from .wiring import PROJECT_ROOT, stop
 AZURITE = PROJECT_ROOT / "localdev" / "azurite" / "node_modules" / ".bin" / "azurite"
 AZURITE_TABLE = AZURITE.with_name("azurite-table")  # installed with it; its presence means Azurite is there
 ACCOUNT = "localaudit"
-STOP_GRACE_SECONDS = 1.5
+STOP_GRACE_SECONDS = 0.5
 
 
 @dataclass
