@@ -22,20 +22,28 @@ class Schedule:
         return all(value in allowed for value, allowed in zip(values, self.fields, strict=True))
 
     def next_after(self, when: datetime) -> datetime:
-        """The first matching second after `when` (searched minute by minute, then second by second)."""
+        """The first matching second after `when`: whole months, days, hours and minutes that cannot match are
+        skipped at once."""
+        seconds, minutes, hours, days, months, weekdays = self.fields
         candidate = when.replace(microsecond=0) + timedelta(seconds=1)
         limit = candidate + timedelta(days=366 * 4)
         while candidate < limit:
-            if not self._minute_matches(candidate):
+            if candidate.month not in months:
+                year, month = divmod(candidate.month, 12)  # the first day of the next month
+                candidate = candidate.replace(
+                    year=candidate.year + year, month=month + 1, day=1, hour=0, minute=0, second=0
+                )
+            elif candidate.day not in days or (candidate.weekday() + 1) % 7 not in weekdays:
+                candidate = candidate.replace(hour=0, minute=0, second=0) + timedelta(days=1)
+            elif candidate.hour not in hours:
+                candidate = candidate.replace(minute=0, second=0) + timedelta(hours=1)
+            elif candidate.minute not in minutes:
                 candidate = candidate.replace(second=0) + timedelta(minutes=1)
-                continue
-            if candidate.second in self.fields[0]:
+            elif candidate.second not in seconds:
+                candidate += timedelta(seconds=1)
+            else:
                 return candidate
-            candidate += timedelta(seconds=1)
         raise ValueError("the schedule never fires")
-
-    def _minute_matches(self, when: datetime) -> bool:
-        return self.matches(when.replace(second=min(self.fields[0])))
 
 
 def parse(expression: str) -> Schedule:
