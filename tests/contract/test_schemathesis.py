@@ -57,6 +57,9 @@ MAX_EXAMPLES = {
     "scale_deployment": 200,
     "delete_deployment": 150,
     "deploy_fine_tuning_job": 150,
+    # Few parameters each: the idle report makes two ARM calls per account, a deploy intent is one table read.
+    "idle_deployments": 60,
+    "get_deploy_intent": 60,
     # The document itself: nothing to vary but the request id.
     "openapi_document": 10,
 }
