@@ -13,6 +13,7 @@ import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from blueprints import dashboard
+from blueprints.lifecycle import bp as lifecycle
 from blueprints.respond import AUTH_LEVEL, in_thread, respond
 from blueprints.serverless import bp as serverless_blueprint
 from blueprints.usage import bp as usage_blueprint
@@ -30,6 +31,7 @@ get_context().start()  # settings and the audit store's whereabouts are reported
 app.register_functions(serverless_blueprint)
 app.register_functions(dashboard.bp)
 app.register_functions(usage_blueprint)
+app.register_functions(lifecycle)
 
 
 # Deployments
@@ -161,6 +163,7 @@ async def deploy_fine_tuning_job(req: Request) -> Response:
             gateway=app.gateway,
             deployments=app.deployments,
             run_blocking=app.run_blocking,
+            intents=lambda: app.work_store,
         ),
         body_limit=MAX_JSON_BODY_BYTES,
     )

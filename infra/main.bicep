@@ -148,6 +148,26 @@ param redisSkuName string = 'Balanced_B0'
 
 @description('REDIS_HOST of an existing Azure Managed Redis (host:port) when deployRedis is false; its access policy for the app\'s identity is assigned separately (docs/deploy.md). Empty: limits are counted per instance.')
 param redisHost string = ''
+@description('DEPLOYMENT_REQUESTS_QUEUE: queue of the app\'s storage account that producers send deployment requests to (the queue trigger\'s binding expression).')
+@minLength(3)
+@maxLength(63)
+param requestsQueueName string = 'deployment-requests'
+
+@description('DEPLOYMENT_RESULTS_QUEUE: queue the outcome of each queued request (and of each deploy intent) goes to.')
+@minLength(3)
+@maxLength(63)
+param resultsQueueName string = 'deployment-results'
+
+@description('SWEEP_SCHEDULE: NCRONTAB schedule of the sweep (expiry, keep-alive, deploy intents), UTC.')
+param sweepSchedule string = '0 */15 * * * *'
+
+@description('DEPLOYMENT_WORK_TABLE: table of queued requests (by requestId), keep-alive claims and deploy intents.')
+@minLength(3)
+@maxLength(63)
+param workTableName string = 'deploymentwork'
+
+@description('METRICS_API_VERSION: Azure Monitor metrics API version (the idle report and keep-alive).')
+param metricsApiVersion string = '2023-10-01'
 
 @description('Optional overrides of the tuning settings (services.settings.setting_names("tuning")), e.g. {"MAX_WAIT_SECONDS": "120"}. Values are strings.')
 param appTuningSettings object = {}
@@ -176,6 +196,8 @@ param tags object = {}
 // Cognitive Services OpenAI Contributor: deployments read/write/delete, inference and fine-tuning data
 // actions. Not Cognitive Services Contributor, which can also list the account keys.
 var openAiContributorRoleId = 'a001fd3d-188f-4b5d-821b-7da978bf7442'
+// Monitoring Reader: the AzureOpenAIRequests metric of each managed account (idle report, keep-alive). Read only.
+var monitoringReaderRoleId = '43d0d8ad-25c7-4714-9337-8ba259a9fe05'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var allTags = union(tags, {
@@ -214,6 +236,11 @@ var appSettings = union(appTuningSettings, {
   REDIS_HOST: effectiveRedisHost
   LIMITS_WHEN_STORE_DOWN: limitsWhenStoreDown
   USAGE_TABLE: usageTableName
+  DEPLOYMENT_REQUESTS_QUEUE: requestsQueueName
+  DEPLOYMENT_RESULTS_QUEUE: resultsQueueName
+  SWEEP_SCHEDULE: sweepSchedule
+  DEPLOYMENT_WORK_TABLE: workTableName
+  METRICS_API_VERSION: metricsApiVersion
 })
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -244,6 +271,12 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     auditTableName: auditTableName
     usageTableName: usageTableName
+    workTableName: workTableName
+    queueNames: [
+      requestsQueueName
+      '${requestsQueueName}-poison'
+      resultsQueueName
+    ]
   }
 }
 
@@ -306,6 +339,17 @@ module openAiRoles 'modules/openai-role.bicep' = [for account in items(openAiAcc
     principalId: app.outputs.appPrincipalId
     roleDefinitionId: openAiContributorRoleId
     assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: manage deployments, inference, read fine-tuning jobs.'
+  }
+}]
+
+module monitoringReaderRoles 'modules/openai-role.bicep' = [for account in items(openAiAccounts): if (toLower(contains(account.value, 'tenantId') ? account.value.tenantId : tenant().tenantId) == toLower(tenant().tenantId)) {
+  name: take('openai-metrics-${account.key}-${resourceToken}', 64)
+  scope: resourceGroup(account.value.subscriptionId, account.value.resourceGroup)
+  params: {
+    accountName: account.value.accountName
+    principalId: app.outputs.appPrincipalId
+    roleDefinitionId: monitoringReaderRoleId
+    assignmentDescription: 'Fine-tuned deployment service ${effectiveFunctionAppName}: read request metrics (idle report, keep-alive).'
   }
 }]
 

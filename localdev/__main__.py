@@ -45,7 +45,7 @@ class PortTaken(Exception):
     """A port given on the command line is in use; the message says how to choose another."""
 
 
-def banner(base: str, simulator: str, folder: Path) -> str:
+def banner(base: str, simulator: str, folder: Path, storage_file: Path | None = None) -> str:
     model = DEMO_ACCOUNTS[0].models[0]
     east_model = DEMO_ACCOUNTS[1].models[0]
     job = DEMO_ACCOUNTS[0].fine_tuning_jobs[0]["id"]
@@ -92,6 +92,12 @@ Try it:
   curl -s {api}/serverless-endpoints/phi-support/chat/completions \\
        -H 'Content-Type: application/json' -d '{{"messages": [{{"role": "user", "content": "Hello"}}]}}'
   curl -i -X DELETE {api}/serverless-endpoints/phi-support
+  # deploy through the requests queue (Azurite), as a pipeline would, and wait for the result message
+  .venv/bin/python -m localdev.enqueue --storage {storage_file or "<file>"} \\
+       '{{"action": "deploy", "name": "queued-bot", "body": {{"model": "{model}", "ttlHours": 24}}}}'
+  # the idle report, and the sweep (expiry, keep-alive, deploy intents) run now through the admin endpoint
+  curl -s {api}/deployments/idle
+  curl -i -X POST {base}/admin/functions/sweep -H 'Content-Type: application/json' -d '{{"input": ""}}'
 """
 
 
@@ -184,6 +190,10 @@ def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.
         redis = start_redis(folder)
         cleanup.callback(redis.stop)
         redis_settings = redis.settings()
+    # For `python -m localdev.enqueue`: this run's throwaway Azurite key, readable by the user only, removed on exit.
+    storage_file = folder / "storage-connection"
+    storage_file.touch(mode=0o600)
+    storage_file.write_text(azurite.connection_string, encoding="utf-8")
     # azure-identity reaches the simulator's Entra endpoint over HTTPS, trusting its throwaway CA.
     os.environ.update(entra_environment(simulator.entra_url, simulator.ca_bundle))
     os.environ.update(
@@ -197,7 +207,7 @@ def _run(args: argparse.Namespace, listener: socket.socket, cleanup: contextlib.
     )
     os.environ.update(redis_settings)
     port = listener.getsockname()[1]
-    print(banner(f"http://127.0.0.1:{port}", simulator.url, folder))
+    print(banner(f"http://127.0.0.1:{port}", simulator.url, folder, storage_file))
     sys.stdout.flush()
     host.serve(port, sock=listener)
 

@@ -27,7 +27,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from .triggers import TriggerFunction, admin_endpoint, start_triggers, trigger_functions
 
 log = logging.getLogger("localdev.host")
 access = logging.getLogger("localdev.host.access")
@@ -110,8 +112,16 @@ def starlette_paths(route: str, prefix: str) -> list[str]:
 
 
 def build_app(
-    functions: list[HttpFunction], *, route_prefix: str = "api", function_key: str | None = None
+    functions: list[HttpFunction],
+    *,
+    route_prefix: str = "api",
+    function_key: str | None = None,
+    triggers: Sequence[TriggerFunction] = (),
+    run_triggers: bool = False,
 ) -> Starlette:
+    """The HTTP routes, and the admin endpoint for `triggers`; `run_triggers` also runs their queue listeners and
+    timers while the app is up (the local host does; an in-process test host runs them only through the admin
+    endpoint)."""
     routes = []
     # Literal segments win over parameters, as in ASP.NET routing.
     ordered = sorted(functions, key=lambda f: (f.route.count("{"), -len(f.route)))
@@ -119,13 +129,20 @@ def build_app(
         endpoint = _endpoint(function, function_key)
         for path in starlette_paths(function.route, route_prefix):
             routes.append(Route(path, endpoint, methods=list(function.methods), name=f"{function.name}:{path}"))
-    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed}, lifespan=_lifespan)
+    admin = admin_endpoint(list(triggers), lambda request: not function_key or _has_key(request, function_key))
+    routes.append(Route("/admin/functions/{name}", admin, methods=["POST"]))
+    lifespan = functools.partial(_lifespan, triggers=list(triggers) if run_triggers else [])
+    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed}, lifespan=lifespan)
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(_: Starlette) -> AsyncIterator[None]:
-    """On shutdown, close the app's clients (pooled connections, worker threads), as a clean stop should."""
+async def _lifespan(_: Starlette, triggers: list[TriggerFunction]) -> AsyncIterator[None]:
+    """Run the queue listeners and timers while serving; on shutdown, stop them and close the app's clients
+    (pooled connections, worker threads), as a clean stop should."""
+    tasks = start_triggers(triggers)
     yield
+    for task in tasks:
+        task.cancel()
     from services.context import get_context
 
     await get_context().aclose()
@@ -208,12 +225,33 @@ def route_prefix_from_host_json(root: Path = PROJECT_ROOT) -> str:
     return str(host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api"))
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """An app's functions as listed once: azure-functions adds blueprints' functions again on each listing."""
+
+    functions: tuple[Any, ...]
+
+    def get_functions(self) -> list[Any]:
+        return list(self.functions)
+
+
+@functools.cache
+def _listed(module: str) -> _Listed:
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    return _Listed(tuple(importlib.import_module(module).app.get_functions()))
+
+
 @functools.cache
 def registered_functions(module: str = "function_app") -> list[HttpFunction]:
     """The HTTP functions of the app in `module` (azure-functions builds them once per app)."""
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    return http_functions(importlib.import_module(module).app)
+    return http_functions(_listed(module))
+
+
+@functools.cache
+def registered_triggers(module: str = "function_app") -> list[TriggerFunction]:
+    """The queue- and timer-triggered functions of the app in `module`."""
+    return trigger_functions(_listed(module))
 
 
 def configure_logging() -> None:
@@ -245,7 +283,13 @@ def serve(
     import uvicorn
 
     configure_logging()
-    asgi = build_app(registered_functions(), route_prefix=route_prefix_from_host_json(), function_key=function_key)
+    asgi = build_app(
+        registered_functions(),
+        route_prefix=route_prefix_from_host_json(),
+        function_key=function_key,
+        triggers=registered_triggers(),
+        run_triggers=True,
+    )
     log_level = os.environ.get("LOCALDEV_LOG_LEVEL", "info")
     if sock is None:
         uvicorn.run(asgi, host=host, port=port, log_level=log_level, access_log=False)

@@ -56,7 +56,7 @@ def start_redis(folder: Path, attempts: int = 3) -> LocalRedis:
         port = _free_port()
         config = folder / f"redis-{port}.conf"
         config.write_text(
-            f"bind 127.0.0.1\nport {port}\nrequirepass {password}\nsave \"\"\nappendonly no\ndir {folder}\n"
+            f'bind 127.0.0.1\nport {port}\nrequirepass {password}\nsave ""\nappendonly no\ndir {folder}\n'
             "protected-mode yes\n",
             encoding="utf-8",
         )

@@ -32,11 +32,13 @@ if TYPE_CHECKING:
     from .deployments import DeploymentService
     from .inference import InferenceGateway
     from .projects import Project
+    from .queue_clients import QueueClients
     from .serverless import ServerlessService
     from .serverless_inference import ServerlessGateway
     from .settings import Account
     from .shared_gateway import SharedGateway
     from .tenants import TenantTokens
+    from .work_store import WorkStore
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -63,6 +65,8 @@ class AppContext:
         self._audit_store: AuditStore | None = None
         self._serverless: ServerlessService | None = None
         self._serverless_gateway: ServerlessGateway | None = None
+        self._queues: QueueClients | None = None
+        self._work_store: WorkStore | None = None
 
     # Made on first use
 
@@ -228,6 +232,28 @@ class AppContext:
 
         return self._made("_audit_store", make)
 
+    @property
+    def queues(self) -> QueueClients:
+        """The results queue (and the requests queue, for checks put back), in the Function App's storage."""
+
+        def make() -> QueueClients:
+            from .queue_clients import QueueClients
+
+            return QueueClients(self.settings, lambda: self.credential)
+
+        return self._made("_queues", make)
+
+    @property
+    def work_store(self) -> WorkStore:
+        """Where queued requests and deploy intents are tracked (Table Storage)."""
+
+        def make() -> WorkStore:
+            from .work_store import make_work_store
+
+            return make_work_store(self.settings, lambda: self.credential)
+
+        return self._made("_work_store", make)
+
     def _made(self, attribute: str, make: Callable[[], _T]) -> _T:
         value = getattr(self, attribute)
         if value is None:
@@ -294,7 +320,7 @@ class AppContext:
     def close(self) -> None:
         with self._lock:
             self._tenant_arms.clear()  # they share the home client's transport, closed with it
-            for attribute in ("_arm", "_tenants", "_audit_store", "_credential"):
+            for attribute in ("_arm", "_tenants", "_audit_store", "_queues", "_work_store", "_credential"):
                 closer = getattr(getattr(self, attribute), "close", None)
                 if callable(closer):
                     closer()

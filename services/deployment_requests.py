@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from .errors import ValidationError
+from .lifecycle_tags import LIFECYCLE_FIELDS, TagChanges, TtlHours, lifecycle_changes
 from .validation import StrictModel, parse_model
 from .web import RawBody, parse_json_object
 
@@ -57,7 +58,20 @@ class SkuRequest(StrictModel):
         return None if value is None else canonical_sku(value)
 
 
-class DeploymentRequest(StrictModel):
+class LifecycleFields(StrictModel):
+    """When a deployment expires, and whether the sweep keeps it alive (stored as ARM tags)."""
+
+    expiresAt: str | None = None
+    ttlHours: TtlHours | None = None
+    keepAlive: bool | None = None
+
+    def lifecycle(self) -> TagChanges:
+        """The tag changes asked for; a bad expiry is a 400 before anything is sent."""
+        given = self.model_fields_set & set(LIFECYCLE_FIELDS)
+        return lifecycle_changes(self.model_dump(include=given), given)
+
+
+class DeploymentRequest(LifecycleFields):
     """Body of PUT /deployments/{name}."""
 
     model: ModelId
@@ -70,7 +84,7 @@ class DeploymentRequest(StrictModel):
     tags: Tags | None = None
 
 
-class ScaleRequest(StrictModel):
+class ScaleRequest(LifecycleFields):
     """Body of PATCH /deployments/{name}: a capacity, a sku, and/or tags."""
 
     capacity: Capacity | None = None
@@ -83,15 +97,17 @@ def parse_put(raw: RawBody | dict[str, Any]) -> DeploymentRequest:
     return parse_model(DeploymentRequest, data, hints=_HINTS)
 
 
-def parse_patch(raw: RawBody) -> ScaleRequest:
-    request = parse_model(ScaleRequest, parse_json_object(raw, example=PATCH_EXAMPLE))
+def parse_patch(raw: RawBody | dict[str, Any]) -> ScaleRequest:
+    data = raw if isinstance(raw, dict) else parse_json_object(raw, example=PATCH_EXAMPLE)
+    request = parse_model(ScaleRequest, data)
     if request.capacity is not None and request.sku is not None:
         raise ValidationError(
             'Send either capacity or sku, not both: {"capacity": 40} or '
             '{"sku": {"name": "GlobalStandard", "capacity": 40}}.',
             target="capacity",
         )
-    if request.capacity is None and request.sku is None and request.tags is None:
+    lifecycle = request.model_fields_set & set(LIFECYCLE_FIELDS)
+    if request.capacity is None and request.sku is None and request.tags is None and not lifecycle:
         raise ValidationError(f"Nothing to change. Send for example {PATCH_EXAMPLE}.", code="MissingRequestBody")
     return request
 

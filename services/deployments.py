@@ -26,7 +26,9 @@ from .audit import AuditRecord, AuditTrail
 from .capacity import check_capacity
 from .deployment_requests import DeploymentRequest, ScaleRequest, check_name, parse_patch, parse_put
 from .deployment_state import CurrentDeployment, desired_state
+from .deployment_view import deployment_view, not_found
 from .errors import Conflict, DeploymentNotFound, ServiceError, UpstreamError, ValidationError
+from .lifecycle_tags import TagChanges, with_changes
 from .locks import KeyedLocks
 from .lro import LongRunningOperation, PollOutcome
 from .results import OperationResult, Outcome
@@ -83,7 +85,7 @@ class DeploymentService:
         check_name(name)
         current = self._current(account, name, request_id)
         if current is None:
-            raise _not_found(account, name)
+            raise not_found(account, name)
         return self.view(current.resource, account)
 
     # Mutations
@@ -104,10 +106,11 @@ class DeploymentService:
         account = self._target(alias, name)
         request = parse_put(raw_body)
         source_id = self._source_id(request.source)
-        summary = {**(asked or {}), **request.model_dump(exclude_none=True, exclude={"tags"})}
+        lifecycle = request.lifecycle()
+        summary = {**(asked or {}), **request.model_dump(mode="json", exclude_none=True, exclude={"tags"})}
 
         def step(change: _Change) -> OperationResult:
-            return self._put(change, request, source_id, keep_action=action is not None)
+            return self._put(change, request, source_id, lifecycle, keep_action=action is not None)
 
         return self._mutate(account, name, wait, request_id, audit, action or "create", summary, step)
 
@@ -115,7 +118,7 @@ class DeploymentService:
         self,
         alias: str | None,
         name: str,
-        raw_body: RawBody,
+        raw_body: RawBody | dict[str, Any],
         *,
         wait: str | None = None,
         request_id: str | None = None,
@@ -123,9 +126,17 @@ class DeploymentService:
     ) -> OperationResult:
         account = self._target(alias, name)
         request = parse_patch(raw_body)
-        summary = request.model_dump(exclude_none=True, exclude={"tags"})  # as for PUT: tags can be large
+        lifecycle = request.lifecycle()
+        summary = request.model_dump(mode="json", exclude_none=True, exclude={"tags"})  # as for PUT: tags can be large
         return self._mutate(
-            account, name, wait, request_id, audit, "scale", summary, lambda change: self._scale(change, request)
+            account,
+            name,
+            wait,
+            request_id,
+            audit,
+            "scale",
+            summary,
+            lambda change: self._scale(change, request, lifecycle),
         )
 
     def delete(
@@ -136,9 +147,12 @@ class DeploymentService:
         wait: str | None = None,
         request_id: str | None = None,
         audit: AuditTrail | None = None,
+        action: str = "delete",
+        asked: dict[str, Any] | None = None,
     ) -> OperationResult:
+        """`action` and `asked` let the sweep record an expiry as such in the audit trail."""
         account = self._target(alias, name)
-        return self._mutate(account, name, wait, request_id, audit, "delete", {}, self._delete)
+        return self._mutate(account, name, wait, request_id, audit, action, asked or {}, self._delete)
 
     def _target(self, alias: str | None, name: str) -> Account:
         account = self.settings.account(alias)
@@ -175,9 +189,18 @@ class DeploymentService:
             return result
 
     def _put(
-        self, change: _Change, request: DeploymentRequest, source_id: str | None, *, keep_action: bool
+        self,
+        change: _Change,
+        request: DeploymentRequest,
+        source_id: str | None,
+        lifecycle: TagChanges,
+        *,
+        keep_action: bool,
     ) -> OperationResult:
         current = self._current(change.account, change.name, change.request_id)
+        if lifecycle:
+            tags = request.tags if request.tags is not None else (current.tags if current is not None else None)
+            request = request.model_copy(update={"tags": with_changes(tags, lifecycle)})
         if not keep_action:
             change.call_it("create" if current is None else "update")
         desired = desired_state(request, source_id, current)
@@ -205,14 +228,14 @@ class DeploymentService:
             change.call_it("create")
         return self._finish(change, "PUT", response, "created" if created else "updated")
 
-    def _scale(self, change: _Change, request: ScaleRequest) -> OperationResult:
+    def _scale(self, change: _Change, request: ScaleRequest, lifecycle: TagChanges) -> OperationResult:
         current = self._current(change.account, change.name, change.request_id)
         if current is None:
-            raise _not_found(change.account, change.name)
+            raise not_found(change.account, change.name)
         _refuse_while_deleting(current, change)
         sku_name = (request.sku.name if request.sku else None) or current.sku_name
         capacity = request.capacity or (request.sku.capacity if request.sku else None) or current.capacity
-        tags = request.tags if request.tags is not None else current.tags
+        tags = with_changes(request.tags if request.tags is not None else current.tags, lifecycle) or {}
         if sku_name.lower() == current.sku_name.lower() and capacity == current.capacity and tags == current.tags:
             return self._already(change, current, "PATCH")
         if sku_name.lower() != current.sku_name.lower() or capacity != current.capacity:
@@ -221,8 +244,8 @@ class DeploymentService:
             raise_for_status(skus, change.account)
             check_capacity(skus.body, change.name, sku_name, capacity)
         patch: dict[str, Any] = {"sku": {"name": sku_name, "capacity": capacity}}
-        if request.tags is not None:
-            patch["tags"] = request.tags
+        if request.tags is not None or lifecycle:
+            patch["tags"] = tags
         return self._finish(change, "PATCH", self._write(change, "PATCH", patch), "updated")
 
     def _delete(self, change: _Change) -> OperationResult:
@@ -237,28 +260,7 @@ class DeploymentService:
 
     def view(self, resource: dict[str, Any], account: Account) -> dict[str, Any]:
         """The service's Deployment view of an ARM deployment resource."""
-        current = CurrentDeployment(resource)
-        model: dict[str, Any] = {
-            "format": current.model_format,
-            "name": current.model_name,
-            "version": current.model_version,
-        }
-        if current.model_source:
-            model["source"] = self._alias_for(str(current.model_source))
-        view: dict[str, Any] = {
-            "name": resource.get("name"),
-            "account": account.alias,
-            "model": model,
-            "sku": {"name": current.sku_name, "capacity": current.capacity},
-            "provisioningState": current.state,
-            "raiPolicyName": current.rai_policy_name,
-            "versionUpgradeOption": current.version_upgrade_option,
-            "tags": current.tags,
-        }
-        if current.rate_limits:
-            view["rateLimits"] = current.rate_limits
-        view["id"] = resource.get("id")
-        return view
+        return deployment_view(resource, account, self.settings.accounts)
 
     # Internals
 
@@ -344,12 +346,6 @@ class DeploymentService:
             )
         return self.settings.accounts[source].arm_id
 
-    def _alias_for(self, arm_id: str) -> str:
-        for alias, account in self.settings.accounts.items():
-            if account.arm_id.lower() == arm_id.lower():
-                return alias
-        return arm_id
-
     def _url(self, account: Account, name: str, suffix: str = "") -> str:
         return self.arm_of(account).url(f"{account.arm_id}/deployments/{quote(name)}{suffix}")
 
@@ -363,14 +359,6 @@ def _refuse_while_deleting(current: CurrentDeployment, change: _Change) -> None:
             target="name",
             headers={"Retry-After": "10"},
         )
-
-
-def _not_found(account: Account, name: str) -> DeploymentNotFound:
-    return DeploymentNotFound(
-        f"Deployment '{name}' does not exist in account '{account.alias}'. GET /api/deployments lists the "
-        "deployments; a fine-tuned deployment left idle for 15 days is removed by Azure.",
-        target="name",
-    )
 
 
 def _deleted_meanwhile(change: _Change, correlation_id: str | None) -> DeploymentNotFound:

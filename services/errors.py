@@ -259,3 +259,10 @@ def error_for_status(status: int, message: str, **kwargs: Any) -> ServiceError:
     `Throttled`, any other 5xx an `UpstreamError` with that status."""
     kind = _BY_STATUS.get(status, UpstreamError if status >= 500 else BadRequest)
     return kind(message, status=status, **kwargs)
+
+
+class StateUnavailable(ServiceError):
+    """The Table Storage where queued requests and deploy intents are tracked could not be reached."""
+
+    status = 503
+    code = "StateUnavailable"

@@ -40,6 +40,7 @@ from .settings_dashboard import DashboardSettings
 from .settings_errors import configuration_error
 from .settings_foundry import FoundrySettings
 from .settings_gateway import GatewaySettings
+from .settings_queue import QueueSettings
 
 __all__ = [
     "Account",
@@ -66,7 +67,7 @@ AuthMode = Literal["entra", "keys", "none"]
 _ARM, _INFERENCE = ARM_DEFAULTS, INFERENCE_DEFAULTS
 
 
-class Settings(FoundrySettings, DashboardSettings, GatewaySettings, BaseSettings):
+class Settings(FoundrySettings, DashboardSettings, GatewaySettings, QueueSettings, BaseSettings):
     """Every app setting the code reads. Field aliases are the exact (case-sensitive) variable names."""
 
     model_config = SettingsConfigDict(

@@ -16,10 +16,12 @@ var roles = {
   // Consumption deployment container, in containers the host creates itself. Microsoft documents Owner, not
   // Contributor, for host storage.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  // The host's queue endpoint (AzureWebJobsStorage__queueServiceUri), used by the host's internal queues.
+  // The host's queue endpoint (AzureWebJobsStorage__queueServiceUri): the host's internal queues, the queue
+  // trigger on DEPLOYMENT_REQUESTS_QUEUE (read, delete, move to the poison queue), and the results queue.
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // The audit table (AUDIT_TABLE: write entries, read them for Audit.Read), the usage ledger (USAGE_TABLE: write
-  // rows, read them for GET /usage) and the tables the host creates
+  // rows, read them for GET /usage), the work table (DEPLOYMENT_WORK_TABLE: queued requests, deploy intents) and
+  // the tables the host creates
   // for its diagnostic events, whose names change every month, hence the account scope.
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   // Telemetry to a component with local auth disabled (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).

@@ -26,6 +26,11 @@ param auditTableName string = 'audit'
 @minLength(3)
 @maxLength(63)
 param usageTableName string = 'usage'
+@description('Name of the table of queued requests, keep-alive claims and deploy intents.')
+param workTableName string = 'deploymentwork'
+
+@description('Queues of queue-triggered deployments: requests, their poison queue, results.')
+param queueNames array = []
 
 @description('Replication of the account. Geo-redundant by default: the audit trail lives here.')
 @allowed([
@@ -123,6 +128,21 @@ resource usageTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023
   parent: tableService
   name: usageTableName
 }
+
+resource workTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: workTableName
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for name in queueNames: {
+  parent: queueService
+  name: name
+}]
 
 @description('Name of the storage account.')
 output name string = storage.name

@@ -27,6 +27,7 @@ from .faults import Fault
 from .foundry import SERVERLESS_PREFIX, FoundryArm
 from .foundry_dataplane import ServerlessDataPlane, foundry_control_routes
 from .identity import handle_token_request
+from .metrics import MetricsApi, is_metrics_path, usage_routes
 from .observe import RequestRecord, elide_long_strings, parse_logged_body
 from .runtime import SimulatorRuntime
 from .tenancy import bearer_tokens, unverified_tenant
@@ -55,6 +56,7 @@ def build_app(
     serverless = ServerlessDataPlane(runtime)
     budget = ThrottleBudget(clock)
     dataplane = DataPlaneApi(runtime)
+    metrics = MetricsApi(runtime)
 
     async def issue_token(request: Request) -> Response:
         if request.method != "GET":
@@ -71,6 +73,8 @@ def build_app(
     async def arm_or_unknown(request: Request) -> Response:
         if not is_arm_path(request.url.path):
             return await _observed(runtime, "other", request, unknown_path)
+        if is_metrics_path(request.url.path):  # Azure Monitor, on ARM's front door with its own api-versions
+            return await _observed(runtime, "arm", request, metrics.handle)
         response = await _observed(runtime, "arm", request, arm.handle)
         decorate_arm_response(request, response, budget)
         return response
@@ -98,7 +102,7 @@ def build_app(
     app = Starlette(
         routes=[
             Mount("/_sim/foundry", routes=foundry_control_routes(runtime)),
-            Mount("/_sim", routes=control_routes(runtime)),
+            Mount("/_sim", routes=[*control_routes(runtime), *usage_routes(runtime)]),
             Route(IDENTITY_ENDPOINT_PATH, token_endpoint, methods=ALL_METHODS),
             Route(TOKEN_PATH, entra_token_endpoint, methods=["POST"]),
             Route(DISCOVERY_PATH, entra_discovery_endpoint, methods=["GET"]),

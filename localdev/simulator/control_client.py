@@ -124,5 +124,16 @@ class SimulatorControl:
         result: dict[str, Any] = self._call("GET", "/foundry/state")
         return result
 
+    def usage(self) -> list[dict[str, Any]]:
+        """The inference calls the data plane served, per deployment (what the metrics endpoint reports)."""
+        result: list[dict[str, Any]] = self._call("GET", "/usage")["value"]
+        return result
+
+    def shift_last_use(self, account_name: str, deployment: str, days: float) -> dict[str, Any]:
+        """Move a deployment's calls (and its creation time) `days` into the past: it then looks idle that long."""
+        body = {"accountName": account_name, "deployment": deployment, "days": days}
+        result: dict[str, Any] = self._call("POST", "/usage/shift", body)
+        return result
+
     def close(self) -> None:
         self._session.close()

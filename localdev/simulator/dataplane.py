@@ -138,7 +138,7 @@ class DataPlaneApi:
         self._check_api_version(request)
         rest = self._rest(request.url.path)
         method = request.method.upper()
-        jobs = account.config.fine_tuning_jobs
+        jobs = self._runtime.current_jobs(account.config.fine_tuning_jobs)
         query = dict(request.query_params)
         if (match := _CHAT_PATH.match(rest)) and method == "POST":
             return await self._chat(request, account, match["deployment"])
@@ -164,6 +164,7 @@ class DataPlaneApi:
 
     async def _chat(self, request: Request, account: AccountState, deployment_name: str) -> Response:
         deployment = self._serving_deployment(account, deployment_name)
+        self._runtime.usage.record(account.config.key, deployment.name)  # what the metrics endpoint reports
         chat = parse_chat_request(await request.body())
         if blocks_prompt(chat):
             raise content_filtered()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config_readers import (
@@ -31,8 +31,11 @@ _JOB_KEYS = frozenset(
         "suffix",
         "hyperparameters",
         "trainedTokens",
+        "finishAfterSeconds",
+        "finishAs",
     }
 )
+FINISHED_AS = ("succeeded", "failed", "cancelled")
 _CHECKPOINT_KEYS = frozenset({"id", "step", "metrics"})
 _ERROR_KEYS = frozenset({"code", "message", "param"})
 DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0}
@@ -73,6 +76,14 @@ class FineTuningJobSeed:
     suffix: str | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS))
     trained_tokens: int | None = None
+    finish_after_seconds: float | None = None  # a pending or running job finishes this long after the config loads
+    finish_as: str = "succeeded"
+
+    def at(self, elapsed: float) -> FineTuningJobSeed:
+        """The job `elapsed` seconds after the config was loaded."""
+        if self.finish_after_seconds is None or elapsed < self.finish_after_seconds:
+            return self
+        return replace(self, status=self.finish_as, finish_after_seconds=None)
 
     @property
     def fine_tuned_model(self) -> str:
@@ -86,7 +97,7 @@ class FineTuningJobSeed:
 
     def deployable_models(self) -> list[str]:
         """A succeeded job's model and checkpoints can be deployed, by checkpoint id or by checkpoint name."""
-        if self.status != "succeeded":
+        if self.status != "succeeded" and not (self.finish_after_seconds is not None and self.finish_as == "succeeded"):
             return []
         names = [self.fine_tuned_model]
         for checkpoint in self.checkpoints:
@@ -107,6 +118,8 @@ class FineTuningJobSeed:
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         body["hyperparameters"] = dict(self.hyperparameters)
+        if self.finish_after_seconds is not None:
+            body.update({"finishAfterSeconds": self.finish_after_seconds, "finishAs": self.finish_as})
         return body
 
 
@@ -140,6 +153,14 @@ def _parse_job(raw: object, where: str) -> FineTuningJobSeed:
     hyperparameters = read_object(
         body.get("hyperparameters", dict(DEFAULT_HYPERPARAMETERS)), f"{where}.hyperparameters"
     )
+    finish_after = body.get("finishAfterSeconds")
+    if finish_after is not None and (
+        isinstance(finish_after, bool) or not isinstance(finish_after, int | float) or finish_after < 0
+    ):
+        raise ConfigError(f"{where}.finishAfterSeconds: must be a number of seconds, 0 or more")
+    finish_as = read_string(body, "finishAs", where, "succeeded")
+    if finish_as not in FINISHED_AS:
+        raise ConfigError(f"{where}.finishAs: must be one of {list(FINISHED_AS)}")
     trained_tokens = body.get("trainedTokens")
     if trained_tokens is not None:
         trained_tokens = read_integer(body, "trainedTokens", where, 0, minimum=0)
@@ -155,6 +176,8 @@ def _parse_job(raw: object, where: str) -> FineTuningJobSeed:
         suffix=read_optional_string(body, "suffix", where),
         hyperparameters=hyperparameters,
         trained_tokens=trained_tokens,
+        finish_after_seconds=None if finish_after is None else float(finish_after),
+        finish_as=finish_as,
     )
 
 

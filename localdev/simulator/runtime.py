@@ -7,8 +7,10 @@ from typing import Any
 
 from .config import SimulatorConfig, parse_config
 from .faults import FaultRegistry
+from .fine_tuning_config import FineTuningJobSeed
 from .foundry_state import FoundryState
 from .identity import TokenService
+from .metrics import UsageLog
 from .observe import Observer
 from .state import SimulatorState
 
@@ -24,6 +26,9 @@ class SimulatorRuntime:
         self.foundry = FoundryState(config.foundry_projects)  # on the same operations clock as `state`
         self.faults = FaultRegistry()
         self.observer = Observer()
+        self.usage = UsageLog()  # the calls the data plane served, for the metrics endpoint
+        self._clock = clock
+        self.jobs_epoch = clock()  # fine-tuning jobs with finishAfterSeconds count from here
 
     def replace_config(self, raw: object) -> None:
         """A new config is a fresh start: seeded deployments only, no faults, empty log."""
@@ -35,6 +40,7 @@ class SimulatorRuntime:
         self.config = parse_config({**self.config.to_json(), **changes})
         self.state.reconfigure(self.config.accounts)
         self.foundry.reconfigure(self.config.foundry_projects)
+        self.jobs_epoch = self._clock()
 
     def reset(self) -> None:
         self.state.reseed(self.config.accounts)
@@ -42,3 +48,10 @@ class SimulatorRuntime:
         self.state.release()
         self.faults.clear()
         self.observer.clear()
+        self.usage.clear()
+        self.jobs_epoch = self._clock()
+
+    def current_jobs(self, jobs: tuple[FineTuningJobSeed, ...]) -> tuple[FineTuningJobSeed, ...]:
+        """The account's jobs as they stand now: a job with finishAfterSeconds has finished once that has passed."""
+        elapsed = self._clock() - self.jobs_epoch
+        return tuple(job.at(elapsed) for job in jobs)

@@ -63,6 +63,9 @@ MAX_EXAMPLES = {
     "put_serverless_endpoint": 60,
     "delete_serverless_endpoint": 40,
     "serverless_chat_completions": 60,
+    # Few parameters each: the idle report makes two ARM calls per account, a deploy intent is one table read.
+    "idle_deployments": 60,
+    "get_deploy_intent": 60,
     # The document itself: nothing to vary but the request id.
     "openapi_document": 10,
     # The page and its files are fixed; the overview reads every account (no parameters but the request id).

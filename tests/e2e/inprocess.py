@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from localdev.host import build_app, registered_functions, route_prefix_from_host_json
+from localdev.host import build_app, registered_functions, registered_triggers, route_prefix_from_host_json
 from services.context import AppContext, using
 
 _PREFIX = re.compile(r"^/_ctx/([A-Za-z0-9-]+)(/.*)$")
@@ -32,7 +32,10 @@ class InProcessHost:
     def __init__(self) -> None:
         self._contexts: dict[str, AppContext] = {}
         self._keys = itertools.count(1)
-        self._inner = build_app(registered_functions(), route_prefix=route_prefix_from_host_json())
+        # The admin endpoint runs queue and timer functions on demand; no listener or timer runs by itself here.
+        self._inner = build_app(
+            registered_functions(), route_prefix=route_prefix_from_host_json(), triggers=registered_triggers()
+        )
         config = uvicorn.Config(
             self._route, host="127.0.0.1", port=0, log_level="warning", lifespan="off", interface="asgi3"
         )

@@ -28,6 +28,8 @@ ROUTES: list[tuple[str, str, str, dict[str, str], Any, str]] = [
     ("list", "GET", "/deployments", {}, None, "Deployments.Read"),
     ("get", "GET", "/deployments/vision", {}, None, "Deployments.Read"),
     ("job", "GET", f"/fine_tuning/jobs/{JOB}", {}, None, "Deployments.Read"),
+    ("idle", "GET", "/deployments/idle", {}, None, "Deployments.Read"),
+    ("intent", "GET", f"/fine_tuning/jobs/{JOB}/deploy", {}, None, "Deployments.Read"),
     ("put", "PUT", "/deployments/matrix", {}, {"model": MODEL}, "Deployments.Write"),
     ("patch", "PATCH", "/deployments/vision", {}, {"capacity": 11}, "Deployments.Write"),
     ("delete", "DELETE", "/deployments/matrix-gone", {}, None, "Deployments.Write"),

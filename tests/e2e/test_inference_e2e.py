@@ -312,11 +312,11 @@ def test_deploy_checkpoint_from_job(api: Api, sim: SimulatorControl) -> None:
     assert response.json()["model"]["name"] == checkpoint
 
 
-def test_deploy_from_running_job_is_409(api: Api, sim: SimulatorControl) -> None:
+def test_deploy_from_running_job_stores_an_intent_and_deploys_nothing_yet(api: Api, sim: SimulatorControl) -> None:
     response = api.call("POST", f"/fine_tuning/jobs/{RUNNING_JOB['id']}/deploy", json={"deployment": "too-soon"})
-    assert response.status_code == 409
-    error = response.json()["error"]
-    assert error["code"] == "FineTuningJobNotReady" and "running" in error["message"]
+    assert response.status_code == 202, response.text
+    intent = response.json()
+    assert intent["status"] == "Pending" and intent["jobId"] == RUNNING_JOB["id"] and intent["deployment"] == "too-soon"
     assert [r for r in sim.requests("arm") if r["method"] == "PUT"] == []
 
 

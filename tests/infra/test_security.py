@@ -58,8 +58,9 @@ def test_storage_is_keyless_and_private() -> None:
     container = body(resource(doc, "Microsoft.Storage/storageAccounts/blobServices/containers"))
     assert container["properties"]["publicAccess"] == "None"
     tables = resources(doc, "Microsoft.Storage/storageAccounts/tableServices/tables").values()
-    assert sorted(body(table)["name"] for table in tables) == ["auditTableName", "usageTableName"]
-    assert (param_default(doc, "auditTableName"), param_default(doc, "usageTableName")) == ("audit", "usage")
+    assert sorted(body(table)["name"] for table in tables) == ["auditTableName", "usageTableName", "workTableName"]
+    defaults = (param_default(doc, name) for name in ("auditTableName", "usageTableName", "workTableName"))
+    assert tuple(defaults) == ("audit", "usage", "deploymentwork")
 
 
 def test_function_app_on_flex_consumption_with_python(function_app: dict[str, Json]) -> None:

@@ -353,6 +353,8 @@ def test_view_shape() -> None:
         "raiPolicyName": "Microsoft.DefaultV2",
         "versionUpgradeOption": None,
         "tags": {},
+        "expiresAt": None,
+        "keepAlive": False,
         "rateLimits": [{"key": "token", "count": 3000}],
         "id": resource()["id"],
     }

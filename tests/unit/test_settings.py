@@ -179,6 +179,8 @@ TUNING = [
     ("INFERENCE_POOL_SIZE", 1, 1000, True, "inference.pool_size"),
     ("REDIS_TIMEOUT_SECONDS", 0.05, 10, False, "redis_timeout_seconds"),
     ("USAGE_FLUSH_SECONDS", 0.05, 10, False, "usage_flush_seconds"),
+    ("KEEPALIVE_AFTER_DAYS", 1, 14, True, "keepalive_after_days"),
+    ("QUEUE_RECHECK_SECONDS", 1, 600, True, "queue_recheck_seconds"),
 ]
 
 
@@ -330,6 +332,12 @@ SAMPLES = {
     "USAGE_TABLE": "chargeback",
     "REDIS_PASSWORD": "local-only",  # pragma: allowlist secret
     "REDIS_SSL": "false",
+    "DEPLOYMENT_REQUESTS_QUEUE": "deploy-in",
+    "DEPLOYMENT_RESULTS_QUEUE": "deploy-out",
+    "SWEEP_SCHEDULE": "0 0 * * * *",
+    "METRICS_API_VERSION": "2024-02-01",
+    "DEPLOYMENT_WORK_TABLE": "work",
+    "AzureWebJobsStorage__queueServiceUri": "https://st.queue.core.windows.net",
     **{name: str(high) for name, _, high, *_ in TUNING},
     "PRICE_TABLE": json.dumps(
         {"currency": "EUR", "source": "https://example.com/prices", "checked": "2026-11-30", "hosting": {}}
