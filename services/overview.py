@@ -53,13 +53,14 @@ class Source:
 @dataclass(frozen=True)
 class Sources:
     lists: Sequence[Source]
-    idle: Sequence[IdleReport] = ()
+    idle: Sequence[tuple[str, IdleReport]] = ()  # (account alias, its idle report)
     intents: Sequence[Intents] = ()
 
 
 def sources_of(app: AppContext, request_id: str | None) -> Sources:
     """What the overview is made of in this app: the deployments of every configured account and the serverless
-    endpoints of every configured Foundry project."""
+    endpoints of every configured Foundry project, each account's idle figures (Azure Monitor) and the deploy
+    intents still open."""
     settings = app.settings
 
     async def deployments(alias: str) -> list[Row]:
@@ -68,11 +69,28 @@ def sources_of(app: AppContext, request_id: str | None) -> Sources:
     async def endpoints(alias: str) -> list[Row]:
         return await app.run_blocking(app.serverless.list_endpoints, alias, request_id=request_id)
 
+    def idle_of(alias: str) -> IdleReport:  # one metrics call per account, every account at once
+        async def report() -> list[Row]:
+            from .idle import idle_report
+
+            found = await app.run_blocking(idle_report, settings, app.arm_for, alias, 0, request_id=request_id)
+            return found.get(alias, [])
+
+        return report
+
+    async def intents() -> list[Row]:
+        from .intents import pending_intents
+
+        return await app.run_blocking(pending_intents, app.work_store)
+
     return Sources(
         lists=[
             Source("deployment", "account", list(settings.accounts), deployments),
             Source("serverlessEndpoint", "project", list(settings.foundry_projects), endpoints),
-        ]
+        ],
+        idle=[(alias, idle_of(alias)) for alias in settings.accounts],
+        # Deploy intents live in Table Storage: none to show where the app has no storage (a bare local run).
+        intents=[intents] if settings.storage.configured else [],
     )
 
 
@@ -90,7 +108,7 @@ async def build(sources: Sources, table: PriceTable, caller: Caller) -> dict[str
     jobs = [(source, alias) for source in sources.lists for alias in source.aliases]
     listed, idle, intents = await asyncio.gather(
         asyncio.gather(*(_guarded(source.fetch(alias)) for source, alias in jobs)),
-        asyncio.gather(*(_guarded(report()) for report in sources.idle)),
+        asyncio.gather(*(_guarded(report()) for _, report in sources.idle)),
         asyncio.gather(*(_guarded(pending()) for pending in sources.intents)),
     )
     rows: list[Row] = []
@@ -102,9 +120,9 @@ async def build(sources: Sources, table: PriceTable, caller: Caller) -> dict[str
             continue
         rows.extend(row_of(source, alias, item, table, costs) for item in items)
     idle_rows: list[Row] = []
-    for items, error in idle:
+    for (alias, _), (items, error) in zip(sources.idle, idle, strict=True):
         if error is not None:
-            errors.append({"source": "idleReport", "error": error})
+            errors.append({"account": alias, "source": "idleReport", "error": error})
         idle_rows.extend(items)
     _merge_idle(rows, idle_rows)
     pending: list[Row] = []

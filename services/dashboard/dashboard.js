@@ -168,7 +168,8 @@
     const list = $("error-list");
     list.replaceChildren();
     for (const entry of errors) {
-      const where = entry.account !== undefined ? "Account " + entry.account
+      const where = entry.source === "idleReport" ? "Idle figures of account " + entry.account
+        : entry.account !== undefined ? "Account " + entry.account
         : entry.project !== undefined ? "Project " + entry.project : "The " + entry.source;
       list.append(el("li", where + ": " + entry.error.code + ", " + entry.error.message));
     }

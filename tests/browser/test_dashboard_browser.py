@@ -163,6 +163,21 @@ def test_a_caller_without_a_role_sees_the_403_message(fresh: Served, browser: An
         opened.close()
 
 
+def test_an_idle_deployment_that_costs_money_is_marked(fresh: Served, browser: Any) -> None:
+    main = _accounts()[0]
+    fresh.control.shift_last_use(main.account_name, "support-bot", 10)  # no call for 10 days (Azure Monitor)
+    opened = Opened(browser, fresh.url("none", AUTH_MODE="none"))
+    try:
+        opened.page.wait_for_selector("#rows tbody tr")
+        idle = opened.row("support-bot")
+        assert idle.locator(".badge", has_text="idle and costing").count() == 1
+        assert "Azure removes it in 5 d" in idle.locator(".idle").inner_text()
+        assert opened.row("vision").locator(".badge").count() == 0  # a base model costs nothing per hour
+        assert opened.errors == []
+    finally:
+        opened.close()
+
+
 def _accounts() -> list[Any]:
     from localdev.wiring import DEMO_ACCOUNTS
 

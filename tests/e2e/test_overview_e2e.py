@@ -19,6 +19,7 @@ def overview_api(stack: Stack) -> Api:
 
 
 def test_every_account_in_one_answer_with_cost_and_totals(overview_api: Api, sim: SimulatorControl) -> None:
+    sim.shift_last_use(EAST.account_name, "east-chat", 9)  # no call for 9 days (the simulator's metrics)
     answer = overview_api.call("GET", "/overview")
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -33,7 +34,11 @@ def test_every_account_in_one_answer_with_cost_and_totals(overview_api: Api, sim
     assert chat["cost"]["perHour"] == 1.7 and chat["cost"]["per30Days"] == 1224.0
     assert rows[("east", "east-trial")]["cost"]["perHour"] == 0  # DeveloperTier: no hosting fee
     assert rows[("main", "vision")]["cost"]["basis"] == "tokens"  # a base model pays per token only
-    assert all(row[field] is None for row in rows.values() for field in ("lastUsed", "idleDays", "autoDeleteInDays"))
+    # Idle figures from Azure Monitor's metrics: days since the last call (since creation when never called), and
+    # Azure's 15-day removal of idle fine-tuned deployments; a base model is never removed for idling.
+    assert (chat["idleDays"], chat["autoDeleteInDays"], chat["idleAndCosting"]) == (9, 6, True)
+    assert rows[("east", "east-reports")]["idleAndCosting"] is False  # created today: not idle yet
+    assert rows[("main", "vision")]["autoDeleteInDays"] is None and rows[("main", "vision")]["idleDays"] == 0
     groups = {group["name"]: group for group in body["totals"]["groups"]}
     assert (groups["east"]["count"], groups["east"]["perHour"]) == (3, 3.4)
     assert (groups["main"]["count"], groups["main"]["perHour"]) == (1, 0)
@@ -50,10 +55,11 @@ def test_a_failing_account_is_reported_while_the_others_show(overview_api: Api, 
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert {row["account"] for row in body["value"]} == {"main"}
-    [error] = body["errors"]
+    error, idle_error = sorted(body["errors"], key=lambda entry: "source" in entry)
     assert error["account"] == "east" and error["error"]["code"] == "AuthorizationFailed"
+    assert (idle_error["account"], idle_error["source"]) == ("east", "idleReport")  # its idle figures, likewise
     assert "Cognitive Services OpenAI Contributor" in error["error"]["message"]  # the service's fix hint
-    assert {group["name"] for group in body["totals"]["groups"]} == {"main", "east"}
+    assert {group["name"] for group in body["totals"]["groups"]} == {"main", "east", "foundry"}  # foundry: a project
 
 
 def test_the_caller_and_their_roles_come_back(stack: Stack, sim: SimulatorControl) -> None:

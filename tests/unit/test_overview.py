@@ -97,7 +97,7 @@ def test_expiry_and_keep_alive_come_from_tags_and_idle_figures_from_the_idle_rep
             }
         ]
 
-    answer = run(Sources([Source("deployment", "account", ["main"], listing(rows))], idle=[idle_report]))
+    answer = run(Sources([Source("deployment", "account", ["main"], listing(rows))], idle=[("main", idle_report)]))
     idle, kept = answer["value"]  # sorted by name
     assert (kept["keepAlive"], kept["expiresAt"], kept["idleDays"]) == (True, "2027-01-01T00:00:00Z", None)
     assert (idle["idleDays"], idle["autoDeleteInDays"], idle["lastUsed"]) == (10, 5, "2026-11-20T10:00:00Z")
@@ -110,7 +110,7 @@ def test_an_idle_deployment_that_costs_nothing_is_not_marked() -> None:
     async def idle_report() -> list[dict[str, Any]]:
         return [{"account": "main", "name": "trial", "idleDays": 3}]
 
-    answer = run(Sources([Source("deployment", "account", ["main"], listing(rows))], idle=[idle_report]))
+    answer = run(Sources([Source("deployment", "account", ["main"], listing(rows))], idle=[("main", idle_report)]))
     assert answer["value"][0]["idleAndCosting"] is False
 
 
