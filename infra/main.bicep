@@ -148,6 +148,7 @@ param redisSkuName string = 'Balanced_B0'
 
 @description('REDIS_HOST of an existing Azure Managed Redis (host:port) when deployRedis is false; its access policy for the app\'s identity is assigned separately (docs/deploy.md). Empty: limits are counted per instance.')
 param redisHost string = ''
+
 @description('DEPLOYMENT_REQUESTS_QUEUE: queue of the app\'s storage account that producers send deployment requests to (the queue trigger\'s binding expression).')
 @minLength(3)
 @maxLength(63)

@@ -26,6 +26,7 @@ param auditTableName string = 'audit'
 @minLength(3)
 @maxLength(63)
 param usageTableName string = 'usage'
+
 @description('Name of the table of queued requests, keep-alive claims and deploy intents.')
 param workTableName string = 'deploymentwork'
 
