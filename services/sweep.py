@@ -90,16 +90,23 @@ async def _sweep_one(
     claimed = await app.run_blocking(app.work_store.insert, KEEPALIVE_PARTITION, claim, {"at": now})
     if not claimed:
         return  # another instance keeps it alive today
-    await app.run_blocking(_record_keepalive, trail, account, name, idle)
     body = json.dumps(KEEPALIVE_BODY).encode()
-    await app.gateway.completion_json(account, name, body, request_id=request_id, operation="keepalive", caller=ACTOR)
+    try:
+        await app.gateway.completion_json(
+            account, name, body, request_id=request_id, operation="keepalive", caller=ACTOR
+        )
+    except ServiceError as error:  # recorded as it ended, then counted in the sweep's errors
+        await app.run_blocking(_record_keepalive, trail, account, name, idle, error.status, error.code)
+        raise
+    await app.run_blocking(_record_keepalive, trail, account, name, idle, 200, None)
     summary["keptAlive"].append({"account": account.alias, "name": name, "idleDays": idle})
 
 
-def _record_keepalive(trail: AuditTrail, account: Account, name: str, idle: int) -> None:
+def _record_keepalive(trail: AuditTrail, account: Account, name: str, idle: int, status: int, code: str | None) -> None:
+    """The audit record of one keep-alive call, with the answer it really got."""
     with trail.record("keepalive", account.alias, name, {"idleDays": idle, "max_tokens": 1}) as entry:
         entry.changed = False
-        entry.outcome = {"status": 200, "provisioningState": None, "code": None}
+        entry.outcome = {"status": status, "provisioningState": None, "code": code}
 
 
 async def _advance_intents(app: Any, trail: AuditTrail, request_id: str, summary: Any) -> None:
