@@ -39,7 +39,8 @@ KEEPALIVE_BODY = {"messages": [{"role": "user", "content": "ping"}], "max_tokens
 
 
 async def run_sweep(app: Any, *, now: datetime | None = None) -> dict[str, Any]:
-    """One sweep over every account and open intent; answers what it did (also logged)."""
+    """One sweep over every account, every Foundry project's serverless endpoints and every open intent; answers
+    what it did (also logged)."""
     now = now or datetime.now(UTC)
     request_id = f"sweep-{uuid.uuid4()}"
     trail = AuditTrail(Caller(name=ACTOR), request_id, app.audit_store)
@@ -58,6 +59,8 @@ async def run_sweep(app: Any, *, now: datetime | None = None) -> dict[str, Any]:
             except ServiceError as error:
                 name = usage.resource.get("name")
                 summary["errors"].append({"account": account.alias, "name": name, "code": error.code})
+    for alias in app.settings.foundry_projects:
+        await _expire_endpoints(app, alias, now, trail, request_id, summary)
     await _advance_intents(app, trail, request_id, summary)
     log.info("sweep %s", json.dumps(summary))
     return summary
@@ -107,6 +110,36 @@ def _record_keepalive(trail: AuditTrail, account: Account, name: str, idle: int,
     with trail.record("keepalive", account.alias, name, {"idleDays": idle, "max_tokens": 1}) as entry:
         entry.changed = False
         entry.outcome = {"status": status, "provisioningState": None, "code": code}
+
+
+async def _expire_endpoints(
+    app: Any, alias: str, now: datetime, trail: AuditTrail, request_id: str, summary: Any
+) -> None:
+    """A Foundry project's serverless endpoints past their `expiresAt` tag are deleted (audit action `expire`)."""
+    try:
+        endpoints = await app.run_blocking(app.serverless.list_endpoints, alias, request_id=request_id)
+    except ServiceError as error:
+        summary["errors"].append({"project": alias, "code": error.code, "message": error.message})
+        return
+    for endpoint in endpoints:
+        tags, name = endpoint.get("tags") or {}, str(endpoint.get("name"))
+        if not expired(tags, now) or str(endpoint.get("provisioningState", "")).lower() == "deleting":
+            continue  # not due, or another instance's expiry (or a caller's DELETE) is under way
+        try:
+            await app.run_blocking(
+                app.serverless.delete,
+                alias,
+                name,
+                wait="0",
+                request_id=request_id,
+                audit=trail,
+                action="expire",
+                asked={"expiresAt": expires_at(tags)},
+            )
+        except ServiceError as error:
+            summary["errors"].append({"project": alias, "name": name, "code": error.code})
+            continue
+        summary["expired"].append({"project": alias, "name": name})
 
 
 async def _advance_intents(app: Any, trail: AuditTrail, request_id: str, summary: Any) -> None:
