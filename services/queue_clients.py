@@ -36,9 +36,11 @@ class QueueClients:
             "result %s %s %s -> %s", result.get("requestId"), result.get("action"), result.get("name"), result["status"]
         )
 
-    def check_later(self, message: str, delay_seconds: int) -> None:
-        """Put a request back on the requests queue, invisible for `delay_seconds`, to look at its operation again."""
-        self._send(self._settings.requests_queue, message, visibility_timeout=delay_seconds)
+    def check_later(self, message: str, delay_seconds: int) -> str:
+        """Put a request back on the requests queue, invisible for `delay_seconds`, to look at its operation again;
+        answers the new message's id."""
+        sent = self._send(self._settings.requests_queue, message, visibility_timeout=delay_seconds)
+        return str(getattr(sent, "id", "") or "")
 
     def close(self) -> None:
         with self._lock:
@@ -46,11 +48,11 @@ class QueueClients:
                 client.close()
             self._clients.clear()
 
-    def _send(self, queue: str, text: str, **options: Any) -> None:
+    def _send(self, queue: str, text: str, **options: Any) -> Any:
         from azure.core.exceptions import AzureError
 
         try:
-            self._client(queue).send_message(text, **options)
+            return self._client(queue).send_message(text, **options)
         except AzureError as error:
             raise StateUnavailable(
                 f"Queue '{queue}' could not be written ({type(error).__name__}). Check the Function App's storage "

@@ -130,6 +130,12 @@ def process(app: Services, delivery: Delivery, *, max_dequeue_count: int) -> str
         return str(record.get("status"))
     try:
         if record is not None and record.get("state") == "Running":
+            check = record.get("checkMessageId")
+            if check and check != delivery.message_id:
+                # A producer's retry (or a redelivery) while the service's own re-check is queued: that one
+                # publishes the result; a second loop would publish it twice.
+                log.info("request %s: already being followed; this copy is consumed", request.request_id)
+                return "Running"
             return _check(app, target, request, alias, delivery)
         if record is None:
             store.insert(PARTITION, request.request_id, _record("Received", request))
@@ -187,9 +193,11 @@ def _check(
 
 
 def _later(app: Services, request: QueueRequest, alias: str | None, delivery: Delivery) -> str:
-    app.work_store.replace(PARTITION, request.request_id, _record("Running", request, alias))
     delay = app.settings.queue_recheck_seconds
-    app.queues.check_later(delivery.text, delay)
+    check = app.queues.check_later(delivery.text, delay)
+    app.work_store.replace(
+        PARTITION, request.request_id, {**_record("Running", request, alias), "checkMessageId": check}
+    )
     log.info(
         "request %s: ARM is still working on '%s'; looked at again in %d s", request.request_id, request.name, delay
     )

@@ -128,9 +128,12 @@ class ServerlessService:
         wait: str | None = None,
         request_id: str | None = None,
         audit: AuditTrail | None = None,
+        action: str = "delete",
+        asked: dict[str, Any] | None = None,
     ) -> OperationResult:
+        """`action` and `asked` let the sweep record an expiry as such in the audit trail."""
         project = self._target(alias, name)
-        return self._mutate(project, name, wait, request_id, audit, "delete", {}, self._delete)
+        return self._mutate(project, name, wait, request_id, audit, action, asked or {}, self._delete)
 
     def _target(self, alias: str | None, name: str) -> Project:
         project = self.settings.project(alias)
@@ -187,7 +190,12 @@ class ServerlessService:
                     target="model",
                 )
         safety = request.contentSafety or (_content_safety(current) if current is not None else "Enabled")
-        tags = request.tags if request.tags is not None else (current or {}).get("tags") or {}
+        tags = dict(request.tags if request.tags is not None else (current or {}).get("tags") or {})
+        for tag, value in request.lifecycle().items():  # expiresAt / ttlHours / keepAlive, kept as tags
+            if value is None:
+                tags.pop(tag, None)
+            else:
+                tags[tag] = value
         unchanged = current is not None and safety == _content_safety(current) and tags == (current.get("tags") or {})
         if current is not None and unchanged and str(_properties(current).get("provisioningState")) != "Failed":
             return self._already(change, current, "PUT")

@@ -39,7 +39,8 @@ KEEPALIVE_BODY = {"messages": [{"role": "user", "content": "ping"}], "max_tokens
 
 
 async def run_sweep(app: Any, *, now: datetime | None = None) -> dict[str, Any]:
-    """One sweep over every account and open intent; answers what it did (also logged)."""
+    """One sweep over every account, every Foundry project's serverless endpoints and every open intent; answers
+    what it did (also logged)."""
     now = now or datetime.now(UTC)
     request_id = f"sweep-{uuid.uuid4()}"
     trail = AuditTrail(Caller(name=ACTOR), request_id, app.audit_store)
@@ -58,6 +59,8 @@ async def run_sweep(app: Any, *, now: datetime | None = None) -> dict[str, Any]:
             except ServiceError as error:
                 name = usage.resource.get("name")
                 summary["errors"].append({"account": account.alias, "name": name, "code": error.code})
+    for alias in app.settings.foundry_projects:
+        await _expire_endpoints(app, alias, now, trail, request_id, summary)
     await _advance_intents(app, trail, request_id, summary)
     log.info("sweep %s", json.dumps(summary))
     return summary
@@ -90,16 +93,53 @@ async def _sweep_one(
     claimed = await app.run_blocking(app.work_store.insert, KEEPALIVE_PARTITION, claim, {"at": now})
     if not claimed:
         return  # another instance keeps it alive today
-    await app.run_blocking(_record_keepalive, trail, account, name, idle)
     body = json.dumps(KEEPALIVE_BODY).encode()
-    await app.gateway.completion_json(account, name, body, request_id=request_id, operation="keepalive", caller=ACTOR)
+    try:
+        await app.gateway.completion_json(
+            account, name, body, request_id=request_id, operation="keepalive", caller=ACTOR
+        )
+    except ServiceError as error:  # recorded as it ended, then counted in the sweep's errors
+        await app.run_blocking(_record_keepalive, trail, account, name, idle, error.status, error.code)
+        raise
+    await app.run_blocking(_record_keepalive, trail, account, name, idle, 200, None)
     summary["keptAlive"].append({"account": account.alias, "name": name, "idleDays": idle})
 
 
-def _record_keepalive(trail: AuditTrail, account: Account, name: str, idle: int) -> None:
+def _record_keepalive(trail: AuditTrail, account: Account, name: str, idle: int, status: int, code: str | None) -> None:
+    """The audit record of one keep-alive call, with the answer it really got."""
     with trail.record("keepalive", account.alias, name, {"idleDays": idle, "max_tokens": 1}) as entry:
         entry.changed = False
-        entry.outcome = {"status": 200, "provisioningState": None, "code": None}
+        entry.outcome = {"status": status, "provisioningState": None, "code": code}
+
+
+async def _expire_endpoints(
+    app: Any, alias: str, now: datetime, trail: AuditTrail, request_id: str, summary: Any
+) -> None:
+    """A Foundry project's serverless endpoints past their `expiresAt` tag are deleted (audit action `expire`)."""
+    try:
+        endpoints = await app.run_blocking(app.serverless.list_endpoints, alias, request_id=request_id)
+    except ServiceError as error:
+        summary["errors"].append({"project": alias, "code": error.code, "message": error.message})
+        return
+    for endpoint in endpoints:
+        tags, name = endpoint.get("tags") or {}, str(endpoint.get("name"))
+        if not expired(tags, now) or str(endpoint.get("provisioningState", "")).lower() == "deleting":
+            continue  # not due, or another instance's expiry (or a caller's DELETE) is under way
+        try:
+            await app.run_blocking(
+                app.serverless.delete,
+                alias,
+                name,
+                wait="0",
+                request_id=request_id,
+                audit=trail,
+                action="expire",
+                asked={"expiresAt": expires_at(tags)},
+            )
+        except ServiceError as error:
+            summary["errors"].append({"project": alias, "name": name, "code": error.code})
+            continue
+        summary["expired"].append({"project": alias, "name": name})
 
 
 async def _advance_intents(app: Any, trail: AuditTrail, request_id: str, summary: Any) -> None:

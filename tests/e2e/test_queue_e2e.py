@@ -184,3 +184,20 @@ def test_a_project_message_deploys_and_deletes_a_serverless_endpoint(
     trail = api.call("GET", "/audit", params={"deployment": "q-phi"}).json()["value"]
     assert {(record["action"], record["project"]) for record in trail} >= {("create", "foundry"), ("delete", "foundry")}
     assert all(record["caller"]["name"] == f"queue:{REQUESTS}" for record in trail)
+
+
+def test_a_producer_retry_while_provisioning_gives_one_result(
+    queues: Queues, sim: SimulatorControl, queue_host: tuple[Api, Path]
+) -> None:
+    _, log = queue_host
+    sim.hold_operations()
+    queues.send(deploy("q-twice", "q-twice-1"))
+    deadline = time.monotonic() + 15
+    while not _running(log, "q-twice-1") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    queues.send(deploy("q-twice", "q-twice-1"))  # the producer sends it again while ARM still provisions
+    time.sleep(2)  # QUEUE_RECHECK_SECONDS=1: a second re-check loop would be running by now
+    sim.release_operations()
+    results = queues.results_for("q-twice-1", count=2, timeout=4)
+    assert [result["status"] for result in results] == ["Succeeded"]
+    assert writes(sim, "q-twice", "PUT") == 1

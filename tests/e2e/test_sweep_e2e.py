@@ -226,3 +226,23 @@ def intent(api: Api, job: str) -> dict[str, Any]:
     answer = api.call("GET", f"/fine_tuning/jobs/{job}/deploy")
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
+
+
+def test_a_serverless_endpoint_past_its_expiry_is_deleted_by_the_sweep(app: Api, sweeper: Sweeper) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    expires = soon.isoformat().replace("+00:00", "Z")
+    model = "azureml://registries/azureml/models/Phi-4-mini-instruct/versions/1"
+    path, project = "/serverless-endpoints/ttl-phi", {"project": "foundry"}
+    created = app.call("PUT", path, params={**project, "wait": "20"}, json={"model": model, "expiresAt": expires})
+    assert created.status_code == 201, created.text
+    assert created.json()["tags"]["expiresAt"] == expires
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
+    summary = sweeper.run()
+    assert '"project": "foundry", "name": "ttl-phi"' in summary
+    deadline = time.monotonic() + 10
+    while app.call("GET", path, params=project).status_code != 404:
+        assert time.monotonic() < deadline, "the expired endpoint was not deleted"
+        time.sleep(0.1)
+    trail = app.call("GET", "/audit", params={"deployment": "ttl-phi"}).json()["value"]
+    expiry = [record for record in trail if record["action"] == "expire"]
+    assert len(expiry) == 1 and expiry[0]["project"] == "foundry" and expiry[0]["caller"]["name"] == "timer:sweep"
