@@ -326,7 +326,7 @@ module redis 'modules/redis.bicep' = if (deployRedis) {
     name: effectiveRedisName
     location: location
     tags: allTags
-    skuName: redisSkuName
+    cacheSkuName: redisSkuName
     principalId: app.outputs.appPrincipalId
   }
 }

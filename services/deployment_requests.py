@@ -58,17 +58,22 @@ class SkuRequest(StrictModel):
         return None if value is None else canonical_sku(value)
 
 
-class LifecycleFields(StrictModel):
-    """When a deployment expires, and whether the sweep keeps it alive (stored as ARM tags)."""
+class ExpiryFields(StrictModel):
+    """When a deployment (or serverless endpoint) expires: the sweep deletes it then (stored as an ARM tag)."""
 
     expiresAt: str | None = None
     ttlHours: TtlHours | None = None
-    keepAlive: bool | None = None
 
     def lifecycle(self) -> TagChanges:
         """The tag changes asked for; a bad expiry is a 400 before anything is sent."""
         given = self.model_fields_set & set(LIFECYCLE_FIELDS)
         return lifecycle_changes(self.model_dump(include=given), given)
+
+
+class LifecycleFields(ExpiryFields):
+    """Expiry, and whether the sweep keeps a seldom-used deployment alive (stored as ARM tags)."""
+
+    keepAlive: bool | None = None
 
 
 class DeploymentRequest(LifecycleFields):

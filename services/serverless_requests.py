@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from .deployment_requests import LifecycleFields, Tags
+from .deployment_requests import ExpiryFields, Tags
 from .errors import ValidationError
 from .foundry_models import check_model_reference, marketplace_model
 from .validation import parse_model
@@ -17,9 +17,9 @@ ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,51}$")
 PUT_EXAMPLE = '{"model": "my-llama-ft"}'
 
 
-class EndpointRequest(LifecycleFields):
+class EndpointRequest(ExpiryFields):
     """PUT /serverless-endpoints/{name}: only `model` is required; `expiresAt` / `ttlHours` / `keepAlive` as for
-    deployments, kept as the endpoint's tags (the sweep deletes an endpoint past its expiry); not `keepAlive`."""
+    deployments, kept as the endpoint's tag (the sweep deletes an endpoint past its expiry); no `keepAlive`."""
 
     model: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     contentSafety: Literal["Enabled", "Disabled"] | None = None
@@ -39,13 +39,6 @@ def check_endpoint_name(name: str) -> None:
 def parse_endpoint_put(raw: RawBody | dict[str, Any]) -> EndpointRequest:
     data = raw if isinstance(raw, dict) else parse_json_object(raw, example=PUT_EXAMPLE)
     request = parse_model(EndpointRequest, data)
-    if "keepAlive" in request.model_fields_set:
-        raise ValidationError(
-            "keepAlive applies to Azure OpenAI deployments (the sweep reads their Azure Monitor metrics); a serverless "
-            "endpoint takes expiresAt or ttlHours only. Remove keepAlive from the body.",
-            code="InvalidField",
-            target="keepAlive",
-        )
     request.lifecycle()  # a bad expiry is refused here, before anything is recorded or sent
     check_model_reference(request.model)
     if request.marketplaceModel is not None:

@@ -14,8 +14,9 @@ param location string
 @description('Tags added to the Redis instance.')
 param tags object = {}
 
+// Not `skuName`: checkov resolves parameters by name across modules, and storage.bicep has a `skuName` of its own.
 @description('SKU: Balanced_B0 is the smallest; a larger one for many callers or instances.')
-param skuName string = 'Balanced_B0'
+param cacheSkuName string = 'Balanced_B0'
 
 @description('Principal (object) id of the identity the app uses: it gets the default data access policy.')
 param principalId string
@@ -25,7 +26,7 @@ resource cache 'Microsoft.Cache/redisEnterprise@2025-04-01' = {
   location: location
   tags: tags
   sku: {
-    name: skuName
+    name: cacheSkuName
   }
   properties: {
     minimumTlsVersion: '1.2'

@@ -74,7 +74,7 @@ def test_a_named_version_must_be_registered_and_a_full_id_is_taken_as_given() ->
         ({"model": "phi", "contentSafety": "Maybe"}, "InvalidField"),
         ({"model": "phi", "marketplaceModel": "azureml://registries/azureml/models/Phi-4"}, "InvalidField"),
         ({"model": "phi", "capacity": 1}, "UnknownField"),
-        ({"model": "phi", "keepAlive": True}, "InvalidField"),  # no usage figures for endpoints: refused
+        ({"model": "phi", "keepAlive": True}, "UnknownField"),  # no usage figures for endpoints: not a field
         ({"model": "phi", "ttlHours": 1, "expiresAt": "2030-01-01T00:00:00Z"}, "InvalidExpiry"),
         ({}, "MissingField"),
     ],
