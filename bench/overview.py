@@ -151,8 +151,11 @@ def render(results: dict[str, Any], json_name: str) -> str:
         )
     lines += [
         "",
-        "The service lists the five accounts at once (each ARM walk in a worker thread), so the overview costs "
-        "about the slowest account plus the estimates and totals, not the sum of the five. What it cannot overlap "
+        "The service lists the five accounts at once (each ARM walk in a worker thread), and each account's one "
+        "Azure Monitor metrics call (its idle figures) runs beside its listing, which also gives the idle rows, so "
+        "the overview costs about the slowest account plus the estimates and totals, not the sum of the five (nor "
+        "a listing plus a metrics call). The single-account list it is held against makes no metrics call. What it "
+        "cannot overlap "
         "here is the simulator's own work: one process renders the five accounts' pages one after another on the "
         "same two cores as the host, where ARM serves them in parallel. Without added latency that work is nearly "
         "all of a list's time, so the overview costs about the sum; the more of a list's time is ARM's round trip "

@@ -62,14 +62,20 @@ def account_usage(
     settings: Settings, arm: ArmClient, account: Account, *, now: datetime, request_id: str | None = None
 ) -> list[Usage]:
     """Every deployment of the account with its last day of use: one ARM listing, one metrics call."""
-    resources: list[dict[str, Any]] = []
-    for page in arm.pages(arm.url(f"{account.arm_id}/deployments"), request_id=request_id):
-        raise_for_status(page, account)
-        resources.extend(item for item in page.body.get("value", []) if isinstance(item, dict))
+    resources = list_resources(arm, account, request_id=request_id)
     if not resources:
         return []
     last = last_use_by_deployment(settings, arm, account, len(resources), now=now, request_id=request_id)
     return [Usage(resource, last.get(str(resource.get("name", "")).lower())) for resource in resources]
+
+
+def list_resources(arm: ArmClient, account: Account, *, request_id: str | None = None) -> list[dict[str, Any]]:
+    """The account's deployments as ARM lists them (every page)."""
+    resources: list[dict[str, Any]] = []
+    for page in arm.pages(arm.url(f"{account.arm_id}/deployments"), request_id=request_id):
+        raise_for_status(page, account)
+        resources.extend(item for item in page.body.get("value", []) if isinstance(item, dict))
+    return resources
 
 
 def metrics_url(settings: Settings, arm: ArmClient, account: Account, top: int, now: datetime) -> str:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ServiceError
+from .idle import Usage, idle_row, last_use_by_deployment, list_resources
 from .prices import PriceTable, estimate, estimate_serverless
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ Intents = Callable[[], Awaitable[list[Row]]]  # pending deploy intents {jobId, s
 EXPIRES_TAG, KEEP_ALIVE_TAG = "expiresAt", "keepAlive"
 IDLE_FIELDS = ("lastUsed", "idleDays", "autoDeleteInDays")
 IDLE_MARK_DAYS = 1  # a row idle this many days or more while it costs money per hour is marked
+# The metrics call runs beside the listing, before the number of deployments is known: ask for this many series
+# (Azure Monitor returns only deployments that had calls, the busiest first).
+MAX_SERIES = 1000
 
 
 @dataclass(frozen=True)
@@ -63,18 +67,41 @@ def sources_of(app: AppContext, request_id: str | None) -> Sources:
     intents still open."""
     settings = app.settings
 
+    # Each account is listed once: its rows and its idle figures come from the same listing, and the one
+    # metrics call runs beside it, so an account costs about its listing, not listing plus metrics.
+    listings: dict[str, asyncio.Future[list[Row]]] = {}
+
+    def listing(alias: str) -> asyncio.Future[list[Row]]:
+        if alias not in listings:
+            account = settings.account(alias)
+            listings[alias] = asyncio.ensure_future(
+                app.run_blocking(list_resources, app.arm_for(account), account, request_id=request_id)
+            )
+        return listings[alias]
+
     async def deployments(alias: str) -> list[Row]:
-        return await app.run_blocking(app.deployments.list_deployments, alias, request_id=request_id)
+        account = settings.account(alias)
+        return [app.deployments.view(resource, account) for resource in await listing(alias)]
 
     async def endpoints(alias: str) -> list[Row]:
         return await app.run_blocking(app.serverless.list_endpoints, alias, request_id=request_id)
 
-    def idle_of(alias: str) -> IdleReport:  # one metrics call per account, every account at once
+    def idle_of(alias: str) -> IdleReport:
         async def report() -> list[Row]:
-            from .idle import idle_report
-
-            found = await app.run_blocking(idle_report, settings, app.arm_for, alias, 0, request_id=request_id)
-            return found.get(alias, [])
+            account, now = settings.account(alias), datetime.now(UTC)
+            metrics = app.run_blocking(
+                last_use_by_deployment,
+                settings,
+                app.arm_for(account),
+                account,
+                MAX_SERIES,
+                now=now,
+                request_id=request_id,
+            )
+            resources, last = await asyncio.gather(asyncio.shield(listing(alias)), metrics)
+            return [
+                idle_row(Usage(r, last.get(str(r.get("name", "")).lower())), account, now.date()) for r in resources
+            ]
 
         return report
 
