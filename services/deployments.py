@@ -31,6 +31,7 @@ from .errors import Conflict, DeploymentNotFound, ServiceError, UpstreamError, V
 from .lifecycle_tags import TagChanges, with_changes
 from .locks import KeyedLocks
 from .lro import LongRunningOperation, PollOutcome
+from .mutation import run_change
 from .results import OperationResult, Outcome
 from .settings import Account, Settings
 from .tenants import SourceLink, TokensFor, source_link, tenant_of
@@ -172,21 +173,14 @@ class DeploymentService:
         step: Callable[[_Change], OperationResult],
     ) -> OperationResult:
         deadline = self.arm.clock() + parse_wait(wait, self.settings.arm.max_wait_seconds)
-        if audit is None:
-            with self._locks.hold(account.alias):
-                return step(_Change(account, name, deadline, request_id, None))
-        with audit.record(action, account.alias, name, asked) as entry:
-            change = _Change(account, name, deadline, request_id, entry)
-            entry.target_tenant = tenant_of(self.settings, account)
-            try:
-                with self._locks.hold(account.alias):
-                    result = step(change)
-            finally:
-                entry.changed = change.wrote
-            state = result.resource.get("provisioningState") if result.resource else None
-            entry.outcome = {"status": result.status, "provisioningState": state, "code": None}
-            entry.arm_correlation_id = result.correlation_id
-            return result
+
+        def make(entry: AuditRecord | None) -> _Change:
+            if entry is not None:
+                entry.target_tenant = tenant_of(self.settings, account)
+            return _Change(account, name, deadline, request_id, entry)
+
+        record = audit.record(action, account.alias, name, asked) if audit is not None else None
+        return run_change(self._locks, account.alias, record, make, step)
 
     def _put(
         self,

@@ -35,6 +35,7 @@ from .foundry_models import (
 )
 from .locks import KeyedLocks
 from .lro import LongRunningOperation
+from .mutation import run_change
 from .projects import Project
 from .results import OperationResult, Outcome
 from .serverless_requests import EndpointRequest, check_endpoint_name, parse_endpoint_put
@@ -154,21 +155,14 @@ class ServerlessService:
     ) -> OperationResult:
         arm = self.arm_of(project)
         deadline = arm.clock() + parse_wait(wait, self.settings.arm.max_wait_seconds)
-        lock = f"project:{project.alias}"
-        if audit is None:
-            with self._locks.hold(lock):
-                return step(_Change(project, name, deadline, request_id, None))
-        with audit.record(action, "", name, asked, project=project.alias) as entry:
-            change = _Change(project, name, deadline, request_id, entry)
-            try:
-                with self._locks.hold(lock):
-                    result = step(change)
-            finally:
-                entry.changed = change.wrote
-            state = result.resource.get("provisioningState") if result.resource else None
-            entry.outcome = {"status": result.status, "provisioningState": state, "code": None}
-            entry.arm_correlation_id = result.correlation_id
-            return result
+        record = audit.record(action, "", name, asked, project=project.alias) if audit is not None else None
+        return run_change(
+            self._locks,
+            f"project:{project.alias}",
+            record,
+            lambda entry: _Change(project, name, deadline, request_id, entry),
+            step,
+        )
 
     def _put(self, change: _Change, request: EndpointRequest) -> OperationResult:
         project, arm = change.project, self.arm_of(change.project)
