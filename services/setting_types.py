@@ -6,6 +6,7 @@ A capability with settings of its own declares them in a small `BaseSettings` mi
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -13,6 +14,17 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AliasChoices, Field
 
 from .accounts import is_http_url, setting_error
+
+
+def json_setting(value: Any) -> Any:
+    """A setting given as JSON text, decoded (anything else as given); bad JSON names where it breaks."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise setting_error("is not valid JSON ({reason} at {pos})", reason=error.msg, pos=error.pos) from None
+
 
 # Who sets a setting: infra/ ("service"), an operator overriding a default ("tuning", infra's
 # appTuningSettings), or the Functions platform and its storage conventions ("platform"). The older names

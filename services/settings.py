@@ -9,7 +9,6 @@ message.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from functools import cached_property
@@ -20,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from . import accounts as account_rules
-from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, Guid, setting_error
+from .accounts import ACCOUNTS_EXAMPLE, Account, Alias, Guid
 from .errors import AccountNotFound
 from .setting_types import (
     ARM_DEFAULTS,
@@ -32,6 +31,7 @@ from .setting_types import (
     StorageSettings,
     TableName,
     Url,
+    json_setting,
     legacy,
     setting,
     tuning,
@@ -148,12 +148,7 @@ class Settings(FoundrySettings, DashboardSettings, GatewaySettings, QueueSetting
     @field_validator("accounts", mode="before")
     @classmethod
     def _decode_accounts(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as error:
-            raise setting_error("is not valid JSON ({reason} at {pos})", reason=error.msg, pos=error.pos) from None
+        return json_setting(value)
 
     @field_validator("accounts")
     @classmethod

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationInfo, field_validator
 from pydantic_settings import BaseSettings
 
 from . import projects as project_rules
-from .accounts import Alias, setting_error
+from .accounts import Alias
 from .errors import ProjectNotFound
 from .projects import PROJECTS_EXAMPLE, Project
-from .setting_types import ApiVersion, setting
+from .setting_types import ApiVersion, json_setting, setting
 
 # The Microsoft.MachineLearningServices api-version for workspaces, models, serverless endpoints and marketplace
 # subscriptions (stable; 2025-06-01 and later add contentSafetyLevel, which the service does not send).
@@ -34,12 +33,7 @@ class FoundrySettings(BaseSettings):
     @field_validator("foundry_projects", mode="before")
     @classmethod
     def _decode_projects(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as error:
-            raise setting_error("is not valid JSON ({reason} at {pos})", reason=error.msg, pos=error.pos) from None
+        return json_setting(value)
 
     @field_validator("foundry_projects")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings
 from .accounts import setting_error
 from .failover import Group, parse_groups
 from .limit_rules import LimitRule, RuleError, parse_rules
-from .setting_types import TableName, setting, tuning
+from .setting_types import TableName, json_setting, setting, tuning
 
 StoreDownMode = Literal["local", "closed"]
 
@@ -90,14 +90,9 @@ class GatewaySettings(BaseSettings):
 
 
 def _decoded(value: str, parse: Any) -> Any:
-    import json
-
     if not value:
         return None
-    try:
-        decoded = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise setting_error("is not valid JSON ({reason} at {pos})", reason=error.msg, pos=error.pos) from None
+    decoded = json_setting(value)
     try:
         return parse(decoded)
     except RuleError as error:
