@@ -3,7 +3,8 @@
     python -m localdev.screenshot [--out docs/dashboard.png] [--width 1280]     (bin/screenshot)
 
 Starts the simulator and the host as `bin/run-local` does (AUTH_MODE=none, so every control shows), adds a few
-fine-tuned deployments of different teams to the demo accounts, and photographs /api/dashboard.
+fine-tuned deployments of different teams to the demo accounts, leaves one idle for 9 days, puts a fine-tuned Phi
+model live as a serverless endpoint, and photographs /api/dashboard.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from .browser import launch
 from .wiring import (
     DEMO_ACCOUNTS,
+    DEMO_PROJECTS,
     PROJECT_ROOT,
     service_environment,
     simulator_config,
@@ -50,6 +52,20 @@ def showcase_config() -> dict[str, Any]:
     return config
 
 
+def _showcase_changes(api: str, simulator: str) -> None:
+    """What the page is for: a fine-tuned deployment left idle while it costs money, and a serverless endpoint."""
+    import requests
+
+    from .simulator.control_client import SimulatorControl
+
+    SimulatorControl(simulator).shift_last_use(MAIN.account_name, "support-bot", 9)
+    model = DEMO_PROJECTS[0].models[0]["name"]
+    answer = requests.put(
+        f"{api}/api/serverless-endpoints/phi-support", params={"wait": "30"}, json={"model": model}, timeout=60
+    )
+    answer.raise_for_status()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localdev.screenshot", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "dashboard.png")
@@ -68,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             environment = {**service_environment(simulator.url, header), "AUTH_MODE": "none"}
             host = start_host(environment, folder / "host.log")
+            _showcase_changes(host.url, simulator.url)
             with sync_playwright() as playwright:
                 browser = launch(playwright)
                 page = browser.new_page(viewport={"width": args.width, "height": args.height})

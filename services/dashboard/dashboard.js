@@ -72,6 +72,8 @@
     const ft = model.indexOf(".ft-");
     if (ft > 0) return model.slice(0, ft).replace(/-\d{4}-\d{2}-\d{2}$/, "") + " ft-" + model.slice(ft + 4, ft + 8) + "…";
     if (model.startsWith("ftchkpt-") && model.length > 16) return model.slice(0, 16) + "…";
+    const foundry = /\/models\/([^/]+)(?:\/versions\/([^/]+))?$/.exec(model);  // azureml://.../models/<name>/versions/<n>
+    if (model.startsWith("azureml://") && foundry) model = foundry[1] + (foundry[2] ? " v" + foundry[2] : "");
     return model.length > 24 ? model.slice(0, 23) + "…" : model;
   }
 
@@ -288,7 +290,7 @@
     tr.dataset.scope = scopeOf(row);
     if (row.idleAndCosting) tr.classList.add("idle-costing");
     const where = el("span", scopeOf(row));
-    if (row.kind !== "deployment") where.append(el("span", " (serverless endpoint, project)", "kind"));
+    if (row.kind !== "deployment") where.append(el("span", " (serverless)", "kind"));
     cell(tr, "Account", where);
     const name = el("span", row.name, "name");
     if (row.idleAndCosting) {
