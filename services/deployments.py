@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from requests.structures import CaseInsensitiveDict
-
 from .arm import ArmClient, ArmFor, ArmResponse
 from .arm_errors import raise_for_status
 from .audit import AuditRecord, AuditTrail
@@ -30,8 +28,8 @@ from .deployment_view import deployment_view, not_found
 from .errors import Conflict, DeploymentNotFound, ServiceError, UpstreamError, ValidationError
 from .lifecycle_tags import TagChanges, with_changes
 from .locks import KeyedLocks
-from .lro import LongRunningOperation, PollOutcome
-from .mutation import run_change
+from .lro import PollOutcome
+from .mutation import Follow, finish, follow_running, run_change
 from .results import OperationResult, Outcome
 from .settings import Account, Settings
 from .tenants import SourceLink, TokensFor, source_link, tenant_of
@@ -273,34 +271,29 @@ class DeploymentService:
         """The asked-for state is in place, or on its way: no new ARM write; with ?wait, wait for it."""
         if not current.in_progress:
             return self._result("unchanged", change, current.resource)
-        # Follow the resource itself, as the earlier request's own status links are not known here.
-        url = self._url(change.account, change.name)
-        running = ArmResponse(202, CaseInsensitiveDict(), current.resource, url)
-        return self._finish(change, method, running, "unchanged")
+        return follow_running(self._follow(change, method), method, current.resource)
 
     def _finish(self, change: _Change, method: str, response: ArmResponse, done: Outcome) -> OperationResult:
-        url = self._url(change.account, change.name)
-        operation = LongRunningOperation(self.arm_of(change.account), method, url, response, change.request_id)
-        outcome = operation.poll_until(change.deadline)
-        correlation_id = response.correlation_id
-        if outcome.state.lower() in ("failed", "canceled"):
-            raise _operation_failed(outcome, change, method, correlation_id)
-        if outcome.terminal:
-            if method == "DELETE":
-                return OperationResult("deleted", correlation_id=correlation_id)
-            if outcome.resource is None:
-                # Succeeded, yet the deployment is gone: another request deleted it meanwhile.
-                raise _deleted_meanwhile(change, correlation_id)
-            return self._result(done, change, outcome.resource, correlation_id)
-        # A DELETE still running answers 202 without a body, whichever request started it.
-        resource = outcome.resource if method != "DELETE" else None
-        if resource is None and method != "DELETE":
-            current = self._current(change.account, change.name, change.request_id)
-            if current is None:
-                raise _deleted_meanwhile(change, correlation_id)
-            resource = current.resource
-        retry_after = math.ceil(outcome.retry_after or self.settings.arm.poll_interval_seconds)
-        return self._result("accepted", change, resource, correlation_id, retry_after)
+        return finish(self._follow(change, method), method, response, done)
+
+    def _follow(self, change: _Change, method: str) -> Follow:
+        def current() -> dict[str, Any] | None:
+            found = self._current(change.account, change.name, change.request_id)
+            return found.resource if found is not None else None
+
+        return Follow(
+            arm=self.arm_of(change.account),
+            url=self._url(change.account, change.name),
+            request_id=change.request_id,
+            deadline=change.deadline,
+            poll_interval=self.settings.arm.poll_interval_seconds,
+            current=current,
+            failed=lambda outcome, correlation_id: _operation_failed(outcome, change, method, correlation_id),
+            gone=lambda correlation_id: _deleted_meanwhile(change, correlation_id),
+            result=lambda outcome, resource, correlation_id, retry_after: self._result(
+                outcome, change, resource, correlation_id, retry_after
+            ),
+        )
 
     def _result(
         self,

@@ -10,17 +10,14 @@ marketplace subscription is ensured before the endpoint is created. Keys never l
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from requests.structures import CaseInsensitiveDict
-
 from .arm import ArmClient, ArmResponse
 from .audit import AuditRecord, AuditTrail
-from .errors import Conflict, EndpointNotFound, ModelChangeNotSupported, UpstreamError
+from .errors import Conflict, EndpointNotFound, ModelChangeNotSupported, ServiceError, UpstreamError
 from .foundry_models import (
     MISSING_RESOURCE_CODES,
     Workspace,
@@ -34,8 +31,8 @@ from .foundry_models import (
     resolve_model,
 )
 from .locks import KeyedLocks
-from .lro import LongRunningOperation
-from .mutation import run_change
+from .lro import PollOutcome
+from .mutation import Follow, finish, follow_running, run_change
 from .projects import Project
 from .results import OperationResult, Outcome
 from .serverless_requests import EndpointRequest, check_endpoint_name, parse_endpoint_put
@@ -286,37 +283,37 @@ class ServerlessService:
         state = str(_properties(current).get("provisioningState", "")).lower()
         if state in ("succeeded", "failed", "canceled"):
             return self._result("unchanged", change, current)
-        running = ArmResponse(202, CaseInsensitiveDict(), current, self._url(change.project, change.name))
-        return self._finish(change, method, running, "unchanged")
+        return follow_running(self._follow(change), method, current)
 
     def _finish(self, change: _Change, method: str, response: ArmResponse, done: Outcome) -> OperationResult:
-        url = self._url(change.project, change.name)
-        operation = LongRunningOperation(self.arm_of(change.project), method, url, response, change.request_id)
-        outcome = operation.poll_until(change.deadline)
-        correlation_id = response.correlation_id
-        if outcome.state.lower() in ("failed", "canceled"):
+        return finish(self._follow(change), method, response, done)
+
+    def _follow(self, change: _Change) -> Follow:
+        project, name = change.project, change.name
+
+        def failed(outcome: PollOutcome, correlation_id: str | None) -> ServiceError:
             error = outcome.error or {}
-            raise UpstreamError(
-                f"The operation on endpoint '{change.name}' in project '{change.project.alias}' ended "
-                f"{outcome.state}: {error.get('message', 'ARM gave no reason')}. Fix the cause, then PUT again or "
-                "DELETE the endpoint.",
+            return UpstreamError(
+                f"The operation on endpoint '{name}' in project '{project.alias}' ended {outcome.state}: "
+                f"{error.get('message', 'ARM gave no reason')}. Fix the cause, then PUT again or DELETE the endpoint.",
                 code=str(error.get("code") or "EndpointOperationFailed"),
                 status=500,
                 correlation_id=correlation_id,
             )
-        if outcome.terminal:
-            if method == "DELETE":
-                return OperationResult("deleted", correlation_id=correlation_id)
-            if outcome.resource is None:
-                raise endpoint_not_found(change.project, change.name)
-            return self._result(done, change, outcome.resource, correlation_id)
-        resource = None
-        if method != "DELETE":
-            resource = outcome.resource or self.current(change.project, change.name, change.request_id)
-            if resource is None:
-                raise endpoint_not_found(change.project, change.name)
-        retry_after = math.ceil(outcome.retry_after or self.settings.arm.poll_interval_seconds)
-        return self._result("accepted", change, resource, correlation_id, retry_after)
+
+        return Follow(
+            arm=self.arm_of(project),
+            url=self._url(project, name),
+            request_id=change.request_id,
+            deadline=change.deadline,
+            poll_interval=self.settings.arm.poll_interval_seconds,
+            current=lambda: self.current(project, name, change.request_id),
+            failed=failed,
+            gone=lambda _correlation_id: endpoint_not_found(project, name),
+            result=lambda outcome, resource, correlation_id, retry_after: self._result(
+                outcome, change, resource, correlation_id, retry_after
+            ),
+        )
 
     def _result(
         self,
