@@ -9,7 +9,7 @@
     browser     tests/browser: the platform page in headless Chromium against the simulator
     slow        any test that starts child processes (all of e2e, contract, bench and browser, and the few elsewhere)
 
-Each test also gets an `xdist_group`: its module (the whole infra suite is one group), for `--dist loadgroup`.
+`bin/test` runs the modules on worker processes (pytest-xdist, `--dist loadfile`: a module stays on one worker).
 
 Unit tests are also kept to what `--quick` promises: starting a child process or connecting anywhere but
 loopback fails the test.
@@ -54,9 +54,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if suite in SLOW_SUITES or module in SLOW_MODULES or fixtures & SLOW_FIXTURES:
             item.add_marker("slow")
-        # Under `pytest -n N --dist loadgroup` (what bin/test runs) a module stays on one worker, so its
-        # module-scoped processes start once; the infra suite shares one checkov venv and report, so it is one group.
-        item.add_marker(pytest.mark.xdist_group("infra" if suite == "infra" else module))
 
 
 # The standard library answers some platform questions with a child process (`uname -p`), once per process;

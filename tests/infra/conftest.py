@@ -10,6 +10,7 @@ another interpreter that has checkov (e.g. a pipx venv) instead.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -36,27 +37,36 @@ def _checkov_python() -> Path:
     venv = REPO / ".venv" / f"checkov-{digest}"
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     done = venv / ".installed"
-    if not done.exists():
-        try:
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-            subprocess.run(
-                [
-                    str(python),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                    str(CHECKOV_REQUIREMENTS),
-                ],
-                check=True,
-                timeout=INSTALL_TIMEOUT_SECONDS,
-            )
-        except (OSError, subprocess.SubprocessError) as error:
-            pytest.fail(f"could not install checkov into {venv} (PyPI is needed once): {error}")
-        done.write_text(CHECKOV_REQUIREMENTS.read_text(encoding="utf-8"), encoding="utf-8")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # One creator at a time: test workers (pytest-xdist) that both find it missing must not rebuild it under
+    # each other's running checkov.
+    with open(venv.parent / f".checkov-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            _install_checkov(venv, python)
+            done.write_text(CHECKOV_REQUIREMENTS.read_text(encoding="utf-8"), encoding="utf-8")
     return python
+
+
+def _install_checkov(venv: Path, python: Path) -> None:
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(CHECKOV_REQUIREMENTS),
+            ],
+            check=True,
+            timeout=INSTALL_TIMEOUT_SECONDS,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        pytest.fail(f"could not install checkov into {venv} (PyPI is needed once): {error}")
 
 
 @pytest.fixture(scope="session")
