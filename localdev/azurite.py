@@ -10,13 +10,11 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .wiring import PROJECT_ROOT, stop
+from .wiring import PROJECT_ROOT, free_port, stop, wait_listening
 
 AZURITE = PROJECT_ROOT / "localdev" / "azurite" / "node_modules" / ".bin" / "azurite"
 AZURITE_TABLE = AZURITE.with_name("azurite-table")  # installed with it; its presence means Azurite is there
@@ -61,7 +59,7 @@ def start_azurite(folder: Path, log_path: Path, attempts: int = 3) -> Azurite:
     environment = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{key}"}
     for _ in range(attempts):
         # Azurite cannot report a port it chose itself, so they are picked for it
-        port, queue_port, blob_port = _free_port(), _free_port(), _free_port()
+        port, queue_port, blob_port = free_port(), free_port(), free_port()
         command = [
             str(AZURITE),
             "--tableHost",
@@ -84,7 +82,7 @@ def start_azurite(folder: Path, log_path: Path, attempts: int = 3) -> Azurite:
         with open(log_path, "ab") as output:
             process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
         try:
-            listening = _wait_listening(port, process) and _wait_listening(queue_port, process)
+            listening = wait_listening(port, process) and wait_listening(queue_port, process)
         except BaseException:  # a signal or Ctrl+C while waiting must not leave Azurite behind
             stop(process)
             raise
@@ -92,20 +90,3 @@ def start_azurite(folder: Path, log_path: Path, attempts: int = 3) -> Azurite:
             return Azurite(process, port, key, queue_port)
         stop(process)
     raise RuntimeError(f"Azurite did not start; see {log_path}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False

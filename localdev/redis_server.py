@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .wiring import stop
+from .wiring import free_port, stop, wait_listening
 
 
 @dataclass
@@ -40,7 +38,7 @@ class LocalRedis:
     def start(self) -> None:
         """Start it again on the same port (after `stop`), with the same password."""
         self.process = _spawn(self.config, self.config.with_suffix(".log"))
-        if not _wait_listening(self.port, self.process):
+        if not wait_listening(self.port, self.process):
             raise RuntimeError(f"redis-server did not restart; see {self.config.with_suffix('.log')}")
 
 
@@ -53,7 +51,7 @@ def start_redis(folder: Path, attempts: int = 3) -> LocalRedis:
         raise RuntimeError("redis-server is not installed: run bin/redis (apt-get install -y redis-server).")
     password = secrets.token_urlsafe(24)
     for _ in range(attempts):
-        port = _free_port()
+        port = free_port()
         config = folder / f"redis-{port}.conf"
         config.write_text(
             f'bind 127.0.0.1\nport {port}\nrequirepass {password}\nsave ""\nappendonly no\ndir {folder}\n'
@@ -63,7 +61,7 @@ def start_redis(folder: Path, attempts: int = 3) -> LocalRedis:
         os.chmod(config, 0o600)
         process = _spawn(config, config.with_suffix(".log"))
         try:
-            listening = _wait_listening(port, process)
+            listening = wait_listening(port, process)
         except BaseException:
             stop(process)
             raise
@@ -76,20 +74,3 @@ def start_redis(folder: Path, attempts: int = 3) -> LocalRedis:
 def _spawn(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as output:
         return subprocess.Popen([str(redis_server()), str(config)], stdout=output, stderr=output)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    return False

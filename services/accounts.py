@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
@@ -105,11 +105,18 @@ def account_keys() -> list[str]:
     return [field.alias or name for name, field in Account.model_fields.items()]
 
 
-def named(accounts: Mapping[str, Account]) -> dict[str, Account]:
-    """The accounts, each knowing its alias."""
-    for alias, account in accounts.items():
-        account._alias = alias
-    return dict(accounts)
+class _Aliased(Protocol):
+    _alias: str
+
+
+_A = TypeVar("_A", bound=_Aliased)
+
+
+def named(items: Mapping[str, _A]) -> dict[str, _A]:
+    """The configured accounts (or Foundry projects), each knowing its alias."""
+    for alias, item in items.items():
+        item._alias = alias
+    return dict(items)
 
 
 def default_alias(accounts: Mapping[str, Account], chosen: str) -> str:

@@ -78,13 +78,6 @@ def project_keys() -> list[str]:
     return [field.alias or name for name, field in Project.model_fields.items()]
 
 
-def named(projects: Mapping[str, Project]) -> dict[str, Project]:
-    """The projects, each knowing its alias."""
-    for alias, project in projects.items():
-        project._alias = alias
-    return dict(projects)
-
-
 def default_project(projects: Mapping[str, Project], chosen: str) -> str:
     """DEFAULT_PROJECT: required when there are several projects, and always one of the aliases."""
     known = ", ".join(sorted(projects))

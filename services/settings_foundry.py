@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ValidationInfo, field_validator
 from pydantic_settings import BaseSettings
 
+from . import accounts as account_rules
 from . import projects as project_rules
 from .accounts import Alias
 from .errors import ProjectNotFound
@@ -38,7 +39,7 @@ class FoundrySettings(BaseSettings):
     @field_validator("foundry_projects")
     @classmethod
     def _name_projects(cls, value: dict[str, Project]) -> dict[str, Project]:
-        return project_rules.named(value)
+        return account_rules.named(value)
 
     @field_validator("default_project")
     @classmethod

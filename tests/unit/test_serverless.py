@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.accounts import named
 from services.errors import ConfigurationError, EndpointNotAllowed, ProjectNotFound, ValidationError
 from services.foundry_models import (
     Workspace,
@@ -18,7 +19,7 @@ from services.foundry_models import (
     resolve_model,
     subscription_name,
 )
-from services.projects import Project, named
+from services.projects import Project
 from services.serverless_keys import EndpointKeys
 from services.serverless_requests import check_endpoint_name, parse_endpoint_put
 from services.settings import load_settings
