@@ -110,12 +110,13 @@ class Stack:
 
         For settings of the app itself; what azure-identity reads from the environment, and AUTH_MODE=keys
         (decided when the app registers its functions), need `start_host`."""
-        if self._inprocess is None:
-            import os
+        import os
 
-            # This process plays the Function App: the platform's managed-identity variables, as a host gets.
-            wired = service_environment(self.url, self.identity_header)
-            os.environ.update({name: wired[name] for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")})
+        # This process plays the Function App: the platform's managed-identity variables, as a host gets (set on
+        # every call: the browser suite, in the same worker, points them at its own simulator).
+        wired = service_environment(self.url, self.identity_header)
+        os.environ.update({name: wired[name] for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")})
+        if self._inprocess is None:
             self._inprocess = InProcessHost()
         return Api(self._inprocess.add(self.environment(**overrides)))
 

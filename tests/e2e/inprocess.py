@@ -55,6 +55,9 @@ class InProcessHost:
         key = str(next(self._keys))
         context = AppContext(settings)
         context.start()
+        # azure-identity reads the managed-identity variables when the credential is made: make it now, while
+        # this process's environment names the caller's simulator (another suite may point it elsewhere later).
+        context.credential  # noqa: B018
         self._contexts[key] = context
         return f"{self.url}/_ctx/{key}"
 
